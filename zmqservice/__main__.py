@@ -1,0 +1,5 @@
+"""`python -m zmqservice` runs the command line."""
+
+from zmqservice.cli import entry
+
+entry()

@@ -1,0 +1,439 @@
+"""`App`: decorators collect connections and hooks into frozen records. No IO here."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import attrs
+
+from .models import Model, ModelSpec, make_model
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .testing import TestClient
+
+__all__ = ["App", "Connection", "Kind"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+Kind = Literal["replyer", "subscriber", "requester", "publisher", "external_target"]
+INBOUND: tuple[Kind, ...] = ("replyer", "subscriber")
+HOOKS = ("main", "init", "setup_config", "setup_addresses", "on_sigint", "on_sigterm")
+DEFAULT_HWM = 100_000
+
+
+@attrs.define(frozen=True)
+class Connection:
+    """One declared connection, as the runtime, test client and inline dispatcher see it."""
+
+    name: str
+    kind: Kind
+    args: Model
+    returns: Model | None = None
+    handler: Callable[..., Any] | None = None
+    target: Callable[..., Any] | str | None = None
+    topic: str = ""
+    bind: bool = False
+    xpub: bool = False
+    hwm: int = DEFAULT_HWM
+    timeout: float | None = None
+    retries: int = 0
+    address: str | None = None
+
+    @property
+    def side(self) -> Literal["in", "out"]:
+        """``"in"`` for replyers and subscribers, ``"out"`` for the rest."""
+        return "in" if self.kind in INBOUND else "out"
+
+    @property
+    def label(self) -> str:
+        """How messages name this connection: ``in.cancel_order (replyer)``."""
+        return f"{self.side}.{self.name} ({self.kind})"
+
+
+def _predecessor_model(conn: Connection) -> dict[str, Any]:
+    model: dict[str, Any] = {
+        "connection_type": conn.kind,
+        "required_creation_arguments": {},
+        "optional_creation_arguments": {},
+        "required_arguments": dict(conn.args.required),
+        "optional_arguments": dict(conn.args.optional),
+    }
+    if conn.handler is not None:
+        model["required_creation_arguments"]["connection_function"] = conn.handler
+    if conn.target is not None:
+        model["required_creation_arguments"]["target"] = conn.target
+    creation = model["optional_creation_arguments"]
+    if conn.topic:
+        creation["topic"] = conn.topic
+    if conn.kind == "subscriber" and conn.bind:
+        creation["is_binder"] = True
+    if conn.kind == "publisher" and conn.xpub:
+        creation["is_x_pub"] = True
+    if conn.returns is not None:
+        model["required_return_arguments"] = dict(conn.returns.required)
+        model["optional_return_arguments"] = dict(conn.returns.optional)
+    return model
+
+
+class App:
+    """A service: its connections, hooks and config model.
+
+    Example:
+        app = App("orders")
+
+        @app.replyer("cancel_order", args=CancelOrder, returns=Cancelled)
+        def cancel_order(args, to_send):
+            return Cancelled(order_id=args.order_id, ok=True)
+
+    Args:
+        name: used in logs, as the environment-variable prefix (``ORDERS_``) and in routes.
+        config: an attrs class, a dataclass or ``{"required": {...}, "optional": {...}}``.
+    """
+
+    def __init__(self, name: str, config: ModelSpec = None) -> None:
+        if not name or not isinstance(name, str):
+            raise TypeError("App name must be a non-empty string")
+        self.name = name
+        self.connections: dict[str, Connection] = {}
+        self.hooks: dict[str, Callable[..., Any]] = {}
+        self.config_spec = config
+        self.config: Model = _make_config_model(config, name)
+        self._started = False
+
+    def __repr__(self) -> str:
+        return f"<App {self.name!r} with {len(self.connections)} connections>"
+
+    # -- registration -----------------------------------------------------------------------
+
+    def _check_setup(self, what: str) -> None:
+        if self._started:
+            raise RuntimeError(
+                f"cannot register {what!r}: App {self.name!r} is already running; "
+                "declare every connection and hook before app.run()"
+            )
+
+    def add_connection(self, conn: Connection) -> Connection:
+        """Register a connection record; the decorators and methods below call this."""
+        self._check_setup(conn.name)
+        existing = self.connections.get(conn.name)
+        if existing is not None:
+            raise ValueError(
+                f"connection {conn.name!r} is declared twice: "
+                f"as {existing.kind} {_describe(existing)} and as {conn.kind} {_describe(conn)}"
+            )
+        self.connections[conn.name] = conn
+        return conn
+
+    def add_hook(self, hook: str, fn: Callable[..., Any]) -> None:
+        """Register a lifecycle hook (`main`, `init`, `setup_config` ...)."""
+        if hook not in HOOKS:
+            raise ValueError(f"unknown hook {hook!r}; hooks are {', '.join(HOOKS)}")
+        self._check_setup(hook)
+        if hook in self.hooks:
+            raise ValueError(
+                f"hook {hook!r} is set twice: {_qualname(self.hooks[hook])} and {_qualname(fn)}"
+            )
+        self.hooks[hook] = fn
+
+    def replyer(
+        self,
+        name: str,
+        *,
+        args: ModelSpec = None,
+        returns: ModelSpec = None,
+        optional_args: dict[str, Any] | None = None,
+        optional_returns: dict[str, Any] | None = None,
+        bind: bool = True,
+        address: str | None = None,
+    ) -> Callable[[F], F]:
+        """Answer requests on `name` (a REP socket, bound unless ``bind=False``).
+
+        Example:
+            @app.replyer("add", args={"a": int, "b": int}, returns={"sum": int})
+            def add(args):
+                return {"sum": args["a"] + args["b"]}
+        """
+
+        def decorator(fn: F) -> F:
+            self.add_connection(
+                Connection(
+                    name=name,
+                    kind="replyer",
+                    args=make_model(args, optional_args, f"{name}_args"),
+                    returns=make_model(returns, optional_returns, f"{name}_returns"),
+                    handler=fn,
+                    bind=bind,
+                    address=address,
+                )
+            )
+            return fn
+
+        return decorator
+
+    def subscriber(
+        self,
+        name: str,
+        *,
+        args: ModelSpec = None,
+        optional_args: dict[str, Any] | None = None,
+        topic: str = "",
+        bind: bool = False,
+        hwm: int = DEFAULT_HWM,
+        address: str | None = None,
+    ) -> Callable[[F], F]:
+        """Handle published messages on `name` (a SUB socket, connecting unless ``bind=True``).
+
+        Example:
+            @app.subscriber("prices", args=Price, topic="BTC")
+            def on_price(args, to_send):
+                LOG.info("price %s", args.price)
+        """
+
+        def decorator(fn: F) -> F:
+            self.add_connection(
+                Connection(
+                    name=name,
+                    kind="subscriber",
+                    args=make_model(args, optional_args, f"{name}_args"),
+                    handler=fn,
+                    topic=topic,
+                    bind=bind,
+                    hwm=hwm,
+                    address=address,
+                )
+            )
+            return fn
+
+        return decorator
+
+    def requester(
+        self,
+        name: str,
+        *,
+        args: ModelSpec = None,
+        returns: ModelSpec = None,
+        optional_args: dict[str, Any] | None = None,
+        optional_returns: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        retries: int = 0,
+        address: str | None = None,
+    ) -> None:
+        """Declare an outbound request connection; ``to_send(name, args)`` returns the reply.
+
+        Example:
+            app.requester("place_order", args=Order, returns=Ack, timeout=2.0)
+        """
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"requester {name!r}: timeout must be > 0 seconds, got {timeout}")
+        if retries < 0:
+            raise ValueError(f"requester {name!r}: retries must be >= 0, got {retries}")
+        self.add_connection(
+            Connection(
+                name=name,
+                kind="requester",
+                args=make_model(args, optional_args, f"{name}_args"),
+                returns=make_model(returns, optional_returns, f"{name}_returns"),
+                timeout=timeout,
+                retries=retries,
+                address=address,
+            )
+        )
+
+    def publisher(
+        self,
+        name: str,
+        *,
+        args: ModelSpec = None,
+        optional_args: dict[str, Any] | None = None,
+        topic: str = "",
+        xpub: bool = False,
+        hwm: int = DEFAULT_HWM,
+        address: str | None = None,
+    ) -> None:
+        """Declare an outbound PUB connection (binds; connects to a forwarder if ``xpub=True``).
+
+        Example:
+            app.publisher("fills", args={"order_id": str, "qty": int}, topic="fills")
+        """
+        self.add_connection(
+            Connection(
+                name=name,
+                kind="publisher",
+                args=make_model(args, optional_args, f"{name}_args"),
+                topic=topic,
+                bind=not xpub,
+                xpub=xpub,
+                hwm=hwm,
+                address=address,
+            )
+        )
+
+    def external_target(
+        self,
+        name: str,
+        target: Callable[..., Any] | str | None = None,
+        *,
+        args: ModelSpec = None,
+        returns: ModelSpec = None,
+        optional_args: dict[str, Any] | None = None,
+        optional_returns: dict[str, Any] | None = None,
+    ) -> Any:
+        """Make ``to_send(name, args)`` call `target(**args)` in-process, validated both ways.
+
+        `target` is a callable or an import string ``"package.module:attr"``; without it,
+        this is a decorator for the function to call.
+
+        Example:
+            @app.external_target("fetch_rate", args={"pair": str}, returns={"rate": float})
+            def fetch_rate(pair):
+                return {"rate": 1.0}
+        """
+
+        def register(fn: Callable[..., Any] | str) -> None:
+            self.add_connection(
+                Connection(
+                    name=name,
+                    kind="external_target",
+                    args=make_model(args, optional_args, f"{name}_args"),
+                    returns=make_model(returns, optional_returns, f"{name}_returns"),
+                    target=fn,
+                )
+            )
+
+        if target is not None:
+            register(target)
+            return None
+
+        def decorator(fn: F) -> F:
+            register(fn)
+            return fn
+
+        return decorator
+
+    def main(self, fn: F) -> F:
+        """Run `fn(to_send, config)` as the whole program in main mode.
+
+        Example:
+            @app.main
+            def main(to_send, config):
+                to_send("prices", {"symbol": "BTC", "price": 1.5})
+        """
+        self.add_hook("main", fn)
+        return fn
+
+    def init(self, fn: F) -> F:
+        """Run `fn(to_send, config)` once connections are up, before main or serving."""
+        self.add_hook("init", fn)
+        return fn
+
+    def setup_config(self, fn: F) -> F:
+        """Run `fn(config) -> dict` on the merged config before validation; returned keys win."""
+        self.add_hook("setup_config", fn)
+        return fn
+
+    def setup_addresses(self, fn: F) -> F:
+        """Run `fn(addresses, config) -> dict` before any socket is made."""
+        self.add_hook("setup_addresses", fn)
+        return fn
+
+    def on_sigint(self, fn: F) -> F:
+        """Run `fn(signum, frame, to_send, config)` on SIGINT, before graceful shutdown."""
+        self.add_hook("on_sigint", fn)
+        return fn
+
+    def on_sigterm(self, fn: F) -> F:
+        """Run `fn(signum, frame, to_send, config)` on SIGTERM, before graceful shutdown."""
+        self.add_hook("on_sigterm", fn)
+        return fn
+
+    # -- views ------------------------------------------------------------------------------
+
+    @property
+    def connection_models(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """The predecessor-shaped ``{"in": {...}, "out": {...}}`` built from the decorators."""
+        models: dict[str, dict[str, dict[str, Any]]] = {"in": {}, "out": {}}
+        for conn in self.connections.values():
+            models[conn.side][conn.name] = _predecessor_model(conn)
+        return models
+
+    @property
+    def config_model(self) -> dict[str, dict[str, Any]]:
+        """The predecessor-shaped ``{"required": {...}, "optional": {...}}`` config model."""
+        return {"required": dict(self.config.required), "optional": dict(self.config.optional)}
+
+    # -- running ----------------------------------------------------------------------------
+
+    def send(self, name: str, args: Any) -> Any:
+        """Send on an out-connection from anywhere in a running app (same as `to_send`)."""
+        sender = getattr(self, "_sender", None)
+        if sender is None:
+            raise RuntimeError(f"App {self.name!r} is not running: app.send needs app.run()")
+        return sender(name, args)
+
+    def run(
+        self,
+        addresses: dict[str, Any] | str | Path | None = None,
+        config: dict[str, Any] | str | Path | None = None,
+        *,
+        main: bool = False,
+        min_wait: float = 0.0,
+    ) -> Any:
+        """Run the service here until a signal (or, with ``main=True``, until main returns).
+
+        Args:
+            addresses: the predecessor-shaped addresses dict or a JSON file path.
+            config: a config dict or a JSON file path (environment variables still apply).
+            main: run `@app.main` instead of serving.
+            min_wait: seconds to sleep between poll rounds (the predecessor's min wait).
+
+        Returns:
+            What `@app.main` returned in main mode, else None.
+
+        Raises:
+            ConfigError: bad config or addresses, before any socket is opened.
+        """
+        from .runtime import run_app
+
+        return run_app(self, addresses, config, main=main, min_wait=min_wait)
+
+    def test_client(self, config: dict[str, Any] | None = None) -> TestClient:
+        """Return an in-process client over the same dispatch core: no sockets.
+
+        Example:
+            client = app.test_client(config={"symbol": "BTC"})
+            client.stub("exchange", {"ok": True})
+            assert client.request("cancel_order", {"order_id": "A1"})["ok"]
+        """
+        from .testing import TestClient
+
+        return TestClient(self, config)
+
+
+def _make_config_model(config: ModelSpec, name: str) -> Model:
+    if isinstance(config, dict):
+        unknown = set(config) - {"required", "optional"}
+        if unknown:
+            raise TypeError(
+                f"App {name!r}: a dict config model has only 'required' and 'optional', "
+                f"got {sorted(unknown)}"
+            )
+        return make_model(config.get("required", {}), config.get("optional", {}), f"{name}_config")
+    return make_model(config, None, f"{name}_config")
+
+
+def _qualname(fn: Any) -> str:
+    module = getattr(fn, "__module__", "?")
+    return f"{module}:{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _describe(conn: Connection) -> str:
+    fn = conn.handler or conn.target
+    return f"({_qualname(fn)})" if fn is not None and not isinstance(fn, str) else ""
+
+
+def parameter_names(fn: Callable[..., Any]) -> list[str]:
+    """Names of `fn`'s parameters, for injection by name."""
+    return list(inspect.signature(fn).parameters)

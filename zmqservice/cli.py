@@ -1,0 +1,111 @@
+"""The `zmqservice` command (also `python -m zmqservice`)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from .config import parse_value
+from .errors import ConfigError
+
+__all__ = ["main"]
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
+
+
+class CliError(click.ClickException):
+    """A one-line error and exit code 2: usage, import or config problems."""
+
+    exit_code = 2
+
+
+def _extra_config(args: list[str], app: Any) -> dict[str, Any]:
+    """Turn ``--key value`` / ``--key=value`` pairs into config entries."""
+    extra: dict[str, Any] = {}
+    items = iter(args)
+    for item in items:
+        if not item.startswith("--") or len(item) < 3:
+            raise CliError(f"unexpected argument {item!r}: extra config goes as --key value")
+        key, eq, raw = item[2:].partition("=")
+        if not eq:
+            raw = next(items, None)  # type: ignore[assignment]
+            if raw is None:
+                raise CliError(f"config option --{key} needs a value")
+        key = key.replace("-", "_")
+        extra[key] = parse_value(raw, app.config.field_type(key))
+    return extra
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="zmqservice")
+def main() -> None:
+    """zmqservice: Flask-style ZeroMQ microservices."""
+
+
+@main.command(
+    context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_extra_args": True}
+)
+@click.argument("target")
+@click.option("-a", "--addresses", type=click.Path(), help="Addresses JSON file.")
+@click.option("-c", "--config", type=click.Path(), help="Config JSON file.")
+@click.option("-m", "--main", "main_mode", is_flag=True, help="Run @app.main (main mode).")
+@click.option(
+    "-wt",
+    "--min-wait",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to sleep between poll rounds.",
+)
+@click.option("-cl", "--console-log-level", type=LEVELS, default="INFO", show_default=True)
+@click.option("-f", "--file-log-level", type=LEVELS, default="INFO", show_default=True)
+@click.option("-l", "--log-path", type=click.Path(), help="Log file (rotated hourly).")
+@click.option(
+    "-bc",
+    "--backup-count",
+    type=int,
+    default=24,
+    show_default=True,
+    help="Rotated log files to keep.",
+)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    target: str,
+    addresses: str | None,
+    config: str | None,
+    main_mode: bool,
+    min_wait: float,
+    console_log_level: str,
+    file_log_level: str,
+    log_path: str | None,
+    backup_count: int,
+) -> None:
+    """Run the service TARGET (module:app, module, path/to/file.py[:app]).
+
+    Extra --key value pairs go into the config (values that parse as JSON are parsed).
+    """
+    from .loading import load_app
+    from .log import get_logger, setup_logging
+    from .runtime import run_app
+
+    setup_logging(console_log_level, log_path, file_log_level, backup_count)
+    try:
+        app = load_app(target)
+        extra = _extra_config(list(ctx.args), app)
+        run_app(app, addresses, config, main=main_mode, min_wait=min_wait, extra_config=extra)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    except Exception:
+        get_logger().exception("%s stopped on an error", target)
+        sys.exit(1)
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    logging.captureWarnings(True)
+    main()

@@ -1,0 +1,170 @@
+"""The wire format: msgpack envelopes, predecessor markers and topic framing.
+
+Byte-compatible with `service-framework` 0.0.20 in both directions:
+
+- request ``{"args": ..., "workflow_id": str}``; reply ``{"return_args": ..., "workflow_id": str}``
+  plus ``"error": {"type": ..., "message": ...}`` when it failed;
+- ``Decimal``, ``set`` and ``UUID`` travel as ``{"__decimal__": True, "as_str": ...}``,
+  ``{"__set__": True, "value": [...]}`` and ``{"__uuid__": True, "as_str": ...}``;
+- pub/sub frames are ``packb(topic) + packb(envelope)`` (no topic: ``packb(envelope)``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from uuid import UUID
+
+import msgpack
+
+from .errors import DecodeError
+
+__all__ = [
+    "decode",
+    "decode_published",
+    "decode_reply",
+    "decode_request",
+    "encode",
+    "encode_error",
+    "encode_reply",
+    "encode_request",
+    "topic_prefix",
+]
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, Decimal):
+        return {"__decimal__": True, "as_str": str(obj)}
+    if isinstance(obj, (set, frozenset)):
+        return {"__set__": True, "value": list(obj)}
+    if isinstance(obj, UUID):
+        return {"__uuid__": True, "as_str": str(obj)}
+    if isinstance(obj, (dt.datetime, dt.date)):
+        return obj.isoformat()
+    raise TypeError(f"cannot encode {type(obj).__name__} for the wire")
+
+
+def _object_hook(obj: dict[Any, Any]) -> Any:
+    if len(obj) == 2:
+        if "__decimal__" in obj:
+            return Decimal(obj["as_str"])
+        if "__uuid__" in obj:
+            return UUID(obj["as_str"])
+        if "__set__" in obj:
+            return set(obj["value"])
+    return obj
+
+
+def encode(obj: Any) -> bytes:
+    """Pack any value msgpack can carry, with the predecessor's markers."""
+    return msgpack.packb(obj, default=_default, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def decode(frame: bytes) -> Any:
+    """Unpack one msgpack value, turning markers back into `Decimal`, `UUID` and `set`.
+
+    Raises:
+        DecodeError: for anything that is not exactly one valid msgpack value.
+    """
+    try:
+        return msgpack.unpackb(frame, object_hook=_object_hook, raw=False)
+    except (ValueError, TypeError, KeyError, InvalidOperation, msgpack.UnpackException) as exc:
+        raise DecodeError(f"not a msgpack message: {type(exc).__name__}: {exc}") from None
+    except RecursionError:
+        raise DecodeError("not a msgpack message: nested too deeply") from None
+
+
+def _workflow_id(envelope: dict[Any, Any]) -> str:
+    workflow_id = envelope.get("workflow_id")
+    if isinstance(workflow_id, str):
+        return workflow_id
+    if isinstance(workflow_id, UUID):  # the predecessor's main mode sends a UUID marker
+        return str(workflow_id)
+    if workflow_id is None:
+        return ""
+    raise DecodeError(f"workflow_id must be a string, got {type(workflow_id).__name__}")
+
+
+def encode_request(args: Any, workflow_id: str) -> bytes:
+    """Pack a request (and pub/sub) envelope."""
+    return encode({"args": args, "workflow_id": workflow_id})
+
+
+def decode_request(frame: bytes) -> tuple[Any, str]:
+    """Unpack a request envelope into `(args, workflow_id)`.
+
+    Raises:
+        DecodeError: bad bytes, or not a ``{"args": ..., "workflow_id": ...}`` map.
+    """
+    envelope = decode(frame)
+    if type(envelope) is not dict or "args" not in envelope:
+        raise DecodeError(
+            'not a request envelope: expected a map with "args" and "workflow_id", '
+            f"got {type(envelope).__name__}"
+        )
+    return envelope["args"], _workflow_id(envelope)
+
+
+def encode_reply(return_args: Any, workflow_id: str) -> bytes:
+    """Pack a successful reply."""
+    return encode({"return_args": return_args, "workflow_id": workflow_id})
+
+
+def encode_error(error_type: str, message: str, workflow_id: str) -> bytes:
+    """Pack an error reply; `error_type` is ValidationError, HandlerError or DecodeError."""
+    return encode(
+        {
+            "return_args": None,
+            "workflow_id": workflow_id,
+            "error": {"type": error_type, "message": message},
+        }
+    )
+
+
+def decode_reply(frame: bytes) -> tuple[Any, dict[str, str] | None]:
+    """Unpack a reply into `(return_args, error)`; `error` is None on success.
+
+    Raises:
+        DecodeError: bad bytes or not a reply envelope.
+    """
+    envelope = decode(frame)
+    if type(envelope) is not dict:
+        raise DecodeError(f"not a reply envelope: got {type(envelope).__name__}")
+    error = envelope.get("error")
+    if error is not None:
+        if not isinstance(error, dict):
+            error = {"type": "RemoteError", "message": repr(error)}
+        return None, {
+            "type": str(error.get("type", "RemoteError")),
+            "message": str(error.get("message", "")),
+        }
+    return envelope.get("return_args"), None
+
+
+def topic_prefix(topic: str) -> bytes:
+    """The bytes a published frame starts with, and a subscriber subscribes to."""
+    return encode(topic) if topic else b""
+
+
+def decode_published(frame: bytes, prefix: bytes) -> tuple[Any, str]:
+    """Unpack a pub/sub frame into `(args, workflow_id)`.
+
+    With a `prefix` (the subscriber's topic) it is stripped; with none, a leading topic
+    string the publisher added is skipped, so an unfiltered subscriber hears every topic.
+    """
+    if prefix:
+        if not frame.startswith(prefix):
+            raise DecodeError("published frame does not start with the subscribed topic")
+        return decode_request(frame[len(prefix) :])
+    try:
+        return decode_request(frame)
+    except DecodeError:
+        try:
+            msgpack.unpackb(frame, raw=False)
+        except msgpack.ExtraData as extra:
+            if isinstance(extra.unpacked, str):
+                return decode_request(extra.extra)
+        except Exception:
+            pass
+        raise

@@ -1,0 +1,194 @@
+"""Config merging and address resolution. Everything here fails with `ConfigError`.
+
+Config, later wins: model defaults < config file/dict < ``<NAME>_<KEY>`` environment
+variables < extra CLI arguments, then ``@app.setup_config``, then validation.
+Addresses: the predecessor's ``{"in": {name: {kind: address}}, "out": {...}}`` over the
+decorators' ``address=`` defaults, then ``@app.setup_addresses``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .errors import ConfigError, ValidationError
+
+if TYPE_CHECKING:
+    from .app import App, Connection
+
+__all__ = ["Endpoint", "build_config", "load_json", "parse_value", "resolve_addresses"]
+
+SCHEMES = ("tcp", "ipc", "inproc", "pgm", "epgm", "ws", "wss", "vmci", "udp")
+_HOST_PORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[^:/\s]+):(?P<port>\d{1,5})$")
+_ENDPOINT = re.compile(r"^(?P<scheme>[a-z]+)://(?P<rest>\S+)$")
+
+
+def load_json(source: Mapping[str, Any] | str | Path | None, what: str) -> dict[str, Any]:
+    """Read a dict, a JSON file path, or None (empty)."""
+    if source is None:
+        return {}
+    if isinstance(source, Mapping):
+        return dict(source)
+    path = Path(source)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{what} file {str(path)!r}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{what} file {str(path)!r} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} file {str(path)!r} must hold a JSON object")
+    return data
+
+
+def parse_value(raw: str, declared: Any) -> Any:
+    """Parse a string from the environment or command line: JSON unless the key is a str."""
+    if declared is str:
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _defaults(app: App) -> dict[str, Any]:
+    model_type = app.config.type
+    if model_type is None or not attrs.has(model_type):
+        return {}  # dataclass and dict defaults are applied by structuring itself
+    out: dict[str, Any] = {}
+    for field in attrs.fields(model_type):
+        if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+            continue
+        if field.default is not attrs.NOTHING:
+            out[field.alias or field.name] = field.default
+    return out
+
+
+def build_config(
+    app: App,
+    source: Mapping[str, Any] | str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Any:
+    """Merge, run ``setup_config``, validate; return what handlers see as `config`.
+
+    Args:
+        app: the service.
+        source: a config dict or JSON file path.
+        environ: where ``<NAME>_<KEY>`` variables are looked up (usually `os.environ`).
+        extra: extra CLI arguments, already split into keys and values.
+
+    Raises:
+        ConfigError: naming each missing or mistyped key.
+    """
+    merged = _defaults(app)
+    merged.update(load_json(source, "config"))
+    model = app.config
+    if environ is not None:
+        prefix = re.sub(r"\W", "_", app.name).upper() + "_"
+        for key in [*model.required, *model.optional]:
+            raw = environ.get(prefix + key.upper())
+            if raw is not None:
+                merged[key] = parse_value(raw, model.field_type(key))
+    merged.update(extra or {})
+    hook = app.hooks.get("setup_config")
+    if hook is not None:
+        changed = hook(dict(merged))
+        if changed is not None:
+            if not isinstance(changed, Mapping):
+                raise ConfigError("setup_config must return a dict of config keys")
+            merged.update(changed)
+    if model.is_any:
+        return merged
+    try:
+        return model.load(merged, "config")
+    except ValidationError as exc:
+        raise ConfigError(_config_message(str(exc))) from None
+
+
+def _config_message(message: str) -> str:
+    # "config: required field missing @ $.symbol" -> "config key 'symbol': required field missing"
+    parts = []
+    for part in message.removeprefix("config: ").split("; "):
+        text, _, path = part.rpartition(" @ ")
+        key = path.removeprefix("$").lstrip(".")
+        parts.append(f"config key {key!r}: {text}" if key else f"config: {text}")
+    return "; ".join(parts)
+
+
+@attrs.define(frozen=True)
+class Endpoint:
+    """Where one connection's socket binds or connects."""
+
+    url: str
+    bind: bool
+
+
+def _endpoint(conn: Connection, value: Any, key: str) -> Endpoint:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key}: expected 'host:port' or a ZMQ endpoint, got {value!r}")
+    value = value.strip()
+    match = _ENDPOINT.match(value)
+    if match:
+        scheme = match["scheme"]
+        if scheme not in SCHEMES:
+            raise ConfigError(f"{key}: unknown transport {scheme!r} in {value!r}")
+        if scheme == "tcp":
+            host_port = _HOST_PORT.match(match["rest"])
+            if not host_port or int(host_port["port"]) > 65535:
+                raise ConfigError(f"{key}: {value!r} is not tcp://host:port")
+        return Endpoint(value, conn.bind)
+    host_port = _HOST_PORT.match(value)
+    if not host_port or int(host_port["port"]) > 65535:
+        raise ConfigError(f"{key}: {value!r} is not 'host:port' or a ZMQ endpoint like tcp://...")
+    port = host_port["port"]
+    # The predecessor bound every interface for host:port; full endpoints say exactly where.
+    url = f"tcp://*:{port}" if conn.bind else f"tcp://{host_port['host']}:{port}"
+    return Endpoint(url, conn.bind)
+
+
+def resolve_addresses(
+    app: App, addresses: Mapping[str, Any] | str | Path | None, config: Any
+) -> dict[str, Endpoint]:
+    """Resolve every socket connection's endpoint; `ConfigError` names the first bad key."""
+    given = load_json(addresses, "addresses")
+    hook = app.hooks.get("setup_addresses")
+    if hook is not None:
+        changed = hook(given, config)
+        if changed is not None:
+            if not isinstance(changed, Mapping):
+                raise ConfigError("setup_addresses must return an addresses dict")
+            given = dict(changed)
+    for side, entries in given.items():
+        if side not in ("in", "out") or not isinstance(entries, Mapping):
+            raise ConfigError(f"addresses.{side}: expected 'in' or 'out' mapping names to kinds")
+        for name in entries:
+            conn = app.connections.get(name)
+            if conn is None or conn.side != side:
+                known = ", ".join(n for n, c in app.connections.items() if c.side == side)
+                raise ConfigError(
+                    f"addresses.{side}.{name}: App {app.name!r} has no such {side}-connection "
+                    f"(known: {known or 'none'})"
+                )
+    endpoints: dict[str, Endpoint] = {}
+    for conn in app.connections.values():
+        if conn.kind == "external_target":
+            continue
+        key = f"addresses.{conn.side}.{conn.name}.{conn.kind}"
+        entry = given.get(conn.side, {}).get(conn.name)
+        value: Any = conn.address
+        if entry is not None:
+            if not isinstance(entry, Mapping) or conn.kind not in entry:
+                raise ConfigError(f"{key}: missing (the inner key is the connection kind)")
+            value = entry[conn.kind]
+        if value is None:
+            raise ConfigError(
+                f"{key}: no address for {conn.label}; give address= or an addresses file"
+            )
+        endpoints[conn.name] = _endpoint(conn, value, key)
+    return endpoints

@@ -1,0 +1,101 @@
+"""Logging: `get_logger()`, rich console output, hourly rotating files, `workflow_id`.
+
+Every record that reaches a zmqservice handler carries ``record.workflow_id``: the id of
+the message being handled, or ``""`` outside a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+from contextvars import ContextVar
+from pathlib import Path
+
+__all__ = ["WORKFLOW_ID", "get_logger", "setup_logging"]
+
+WORKFLOW_ID: ContextVar[str] = ContextVar("zmqservice_workflow_id", default="")
+"""The workflow id of the work in hand; the dispatcher sets it around each handler."""
+
+LOGGER_NAME = "zmqservice"
+FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(workflow_id)s] %(message)s"
+
+
+class WorkflowIdFilter(logging.Filter):
+    """Stamp each record with the current `workflow_id`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "workflow_id"):
+            record.workflow_id = WORKFLOW_ID.get()
+        return True
+
+
+_FILTER = WorkflowIdFilter()
+
+
+def get_logger(name: str | None = None) -> logging.Logger:
+    """Return the logger services log through (``zmqservice``, or ``zmqservice.<name>``).
+
+    Example:
+        LOG = get_logger()
+        LOG.info("cancelled %s", order_id)   # the record carries the workflow_id
+    """
+    logger = logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    return logger
+
+
+def _level(level: str | int) -> int:
+    if isinstance(level, int):
+        return level
+    value = logging.getLevelName(level.upper())
+    if not isinstance(value, int):
+        raise ValueError(f"unknown log level {level!r}")
+    return value
+
+
+def setup_logging(
+    console_loglevel: str | int = "INFO",
+    log_path: str | Path | None = None,
+    file_loglevel: str | int = "INFO",
+    backup_count: int = 24,
+) -> None:
+    """Install a rich console handler and, with `log_path`, an hourly rotating file handler.
+
+    Replaces the handlers installed by an earlier call, so calling it twice is safe.
+
+    Raises:
+        ValueError: for an unknown level name.
+    """
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    console_level = _level(console_loglevel)
+    file_level = _level(file_loglevel)
+    logger = get_logger()
+    for handler in [h for h in logger.handlers if getattr(h, "_zmqservice", False)]:
+        logger.removeHandler(handler)
+        handler.close()
+
+    console = RichHandler(
+        console=Console(stderr=True),
+        show_path=False,
+        rich_tracebacks=False,
+        log_time_format="%H:%M:%S.%f",
+    )
+    console.setFormatter(logging.Formatter("%(message)s"))
+    console.setLevel(console_level)
+    handlers: list[logging.Handler] = [console]
+    if log_path is not None:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        rotating = logging.handlers.TimedRotatingFileHandler(
+            log_path, when="H", backupCount=backup_count, encoding="utf-8"
+        )
+        rotating.setFormatter(logging.Formatter(FILE_FORMAT))
+        rotating.setLevel(file_level)
+        handlers.append(rotating)
+    for handler in handlers:
+        handler.addFilter(_FILTER)
+        handler._zmqservice = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(min(h.level for h in handlers))

@@ -1,0 +1,209 @@
+"""`app.run()`: one poller loop over every in-connection, signals, graceful close."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import zmq
+
+from .config import build_config, resolve_addresses
+from .dispatch import Dispatcher
+from .errors import ConfigError
+from .sockets import SocketOutbound, open_inbound
+
+if TYPE_CHECKING:
+    from .app import App
+
+__all__ = ["Shutdown", "run_app"]
+
+LOG = logging.getLogger("zmqservice.runtime")
+POLL_MS = 100
+"""Longest the loop sleeps in poll: bounds how long a stop request waits."""
+DRAIN_LIMIT = 1000
+"""Messages taken from one socket per poll round before the others get a turn."""
+
+Source = Mapping[str, Any] | str | Path | None
+
+
+class Shutdown(BaseException):
+    """Raised in the main thread to end main mode (or on a second signal) at once."""
+
+
+def run_app(
+    app: App,
+    addresses: Source = None,
+    config: Source = None,
+    *,
+    main: bool = False,
+    min_wait: float = 0.0,
+    extra_config: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Any:
+    """Validate config and addresses, open sockets, then serve or run main.
+
+    Returns:
+        What `@app.main` returned in main mode, else None.
+
+    Raises:
+        ConfigError: before any socket is opened, for bad config, addresses or targets.
+    """
+    if main and "main" not in app.hooks:
+        raise ConfigError(f"App {app.name!r} has no @app.main to run in main mode")
+    cfg = build_config(app, config, os.environ if environ is None else environ, extra_config)
+    endpoints = resolve_addresses(app, addresses, cfg)
+    runtime = Runtime(app, cfg, endpoints)
+    app._started = True
+    return runtime.run(main=main, min_wait=min_wait)
+
+
+def _nothing() -> None:
+    pass
+
+
+class Runtime:
+    """Owns the zmq context and sockets of one running app."""
+
+    def __init__(self, app: App, config: Any, endpoints: Mapping[str, Any]) -> None:
+        self.app = app
+        self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        conns = list(app.connections.values())
+        self.outbound = SocketOutbound(self.context, conns, dict(endpoints))
+        try:
+            self.dispatcher = Dispatcher(app, config, self.outbound)
+        except BaseException:
+            self.context.term()
+            raise
+        self.endpoints = endpoints
+        self.inbound = [c for c in conns if c.side == "in"]
+        self.sockets: list[zmq.Socket[bytes]] = []
+        self.stopping = threading.Event()
+        self._signal: tuple[int, FrameType | None] | None = None
+        self._main_mode = False
+
+    # -- signals ----------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._signal is not None:
+            LOG.warning("second signal %s: stopping now", signal.Signals(signum).name)
+            raise Shutdown
+        self._signal = (signum, frame)
+        LOG.info("%s: finishing the message in hand, then stopping", signal.Signals(signum).name)
+        self.stopping.set()
+        if self._main_mode:
+            self._run_signal_hook()
+            raise Shutdown
+
+    def _run_signal_hook(self) -> None:
+        if self._signal is None:
+            return
+        signum, frame = self._signal
+        hook = "on_sigint" if signum == signal.SIGINT else "on_sigterm"
+        try:
+            self.dispatcher.run_hook(hook, signum, frame)
+        except Exception:
+            LOG.exception("%s hook raised", hook)
+
+    def _install_signals(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(self, *, main: bool, min_wait: float) -> Any:
+        """Serve (or run main) until stopped; always closes every socket."""
+        restore: Callable[[], None] = _nothing
+        server: threading.Thread | None = None
+        try:
+            self.outbound.open()
+            handlers = self._open_inbound()
+            restore = self._install_signals()
+            self.app._sender = self.dispatcher.root_sender()  # type: ignore[attr-defined]
+            self.dispatcher.run_hook("init")
+            if not main:
+                self._serve(handlers, min_wait)
+                return None
+            self._main_mode = True
+            if handlers:
+                server = threading.Thread(
+                    target=self._serve, args=(handlers, min_wait), name="zmqservice-serve"
+                )
+                server.daemon = True
+                server.start()
+            return self.dispatcher.run_hook("main")
+        except Shutdown:
+            return None
+        finally:
+            self._main_mode = False
+            self.stopping.set()
+            if server is not None:
+                server.join(timeout=5)
+            restore()
+            self.app._sender = None  # type: ignore[attr-defined]
+            self.close()
+
+    def _open_inbound(self) -> dict[zmq.Socket[bytes], tuple[bool, Callable[[bytes], Any]]]:
+        handlers: dict[zmq.Socket[bytes], tuple[bool, Callable[[bytes], Any]]] = {}
+        for conn in self.inbound:
+            sock = open_inbound(self.context, conn, self.endpoints[conn.name])
+            self.sockets.append(sock)
+            if conn.kind == "replyer":
+                handlers[sock] = (True, self.dispatcher.replier(conn))
+            else:
+                handlers[sock] = (False, self.dispatcher.receiver(conn))
+            LOG.debug("%s on %s", conn.label, self.endpoints[conn.name].url)
+        return handlers
+
+    def _serve(
+        self,
+        handlers: dict[zmq.Socket[bytes], tuple[bool, Callable[[bytes], Any]]],
+        min_wait: float,
+    ) -> None:
+        if not handlers:
+            LOG.info("App %r has no in-connections: nothing to serve until stopped", self.app.name)
+        poller = zmq.Poller()
+        for sock in handlers:
+            poller.register(sock, zmq.POLLIN)
+        stopping, again, noblock = self.stopping, zmq.Again, zmq.NOBLOCK
+        while not stopping.is_set():
+            for sock, _ in poller.poll(POLL_MS):
+                replies, handle = handlers[sock]
+                for _ in range(DRAIN_LIMIT):
+                    try:
+                        frame = sock.recv(noblock)
+                    except again:
+                        break
+                    if replies:
+                        sock.send(handle(frame))
+                    else:
+                        handle(frame)
+                    if stopping.is_set():
+                        break
+            if min_wait:
+                time.sleep(min_wait)
+        if not self._main_mode:
+            self._run_signal_hook()
+
+    def close(self) -> None:
+        """Close sockets with a bounded linger and terminate the context."""
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()
+        self.outbound.close()
+        self.context.term()

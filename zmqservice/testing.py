@@ -1,0 +1,163 @@
+"""`app.test_client()`: drive an app in-process, no sockets, through the real dispatch core.
+
+Frames still go through the codec both ways, so a test sees exactly what a remote peer
+would: plain dicts, lists and scalars, with `Decimal`, `UUID` and `set` decoded.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import codec
+from .config import build_config
+from .dispatch import Dispatcher, new_workflow_id, raise_for_error
+from .errors import ZmqServiceError
+from .models import converter
+
+if TYPE_CHECKING:
+    from .app import App, Connection
+
+__all__ = ["StubMissing", "TestClient"]
+
+
+class StubMissing(ZmqServiceError, LookupError):
+    """An out-connection was used in a test without `client.stub(...)`."""
+
+
+class _StubOutbound:
+    """The test client's transport: records what is sent, answers from stubs."""
+
+    def __init__(self) -> None:
+        self.sent: defaultdict[str, list[Any]] = defaultdict(list)
+        self.stubs: dict[str, Any] = {}
+
+    def _answer(self, conn: Connection, args: Any) -> Any:
+        if conn.name not in self.stubs:
+            raise StubMissing(
+                f"{conn.label} is not stubbed in this test: call "
+                f"client.stub({conn.name!r}, reply_or_function) first"
+            )
+        stub = self.stubs[conn.name]
+        value = stub(args) if callable(stub) else stub
+        assert conn.returns is not None
+        return conn.returns.dump(value, f"stub for {conn.label}")
+
+    def request(self, conn: Connection, frame: bytes) -> bytes:
+        args, workflow_id = codec.decode_request(frame)
+        self.sent[conn.name].append(args)
+        return codec.encode_reply(self._answer(conn, args), workflow_id)
+
+    def publish(self, conn: Connection, frame: bytes) -> None:
+        args, _ = codec.decode_published(frame, codec.topic_prefix(conn.topic))
+        self.sent[conn.name].append(args)
+
+
+class TestClient:
+    """An app wired to stubs instead of sockets; see `App.test_client`.
+
+    Attributes:
+        sent: out-connection name -> every args value it was given, as the peer decoded it.
+        config: the validated config handlers receive.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, app: App, config: dict[str, Any] | None = None) -> None:
+        self.app = app
+        self.config = build_config(app, config)
+        self._outbound = _StubOutbound()
+        self.sent = self._outbound.sent
+        self._external: dict[str, Callable[..., Any]] = {}
+        self.dispatcher = Dispatcher(app, self.config, self._outbound)
+        self._repliers: dict[str, Callable[[bytes], bytes]] = {}
+        self._receivers: dict[str, Callable[[bytes], Exception | None]] = {}
+
+    def _connection(self, name: str, kind: str) -> Connection:
+        conn = self.app.connections.get(name)
+        if conn is None or conn.kind != kind:
+            known = ", ".join(n for n, c in self.app.connections.items() if c.kind == kind)
+            raise ValueError(
+                f"App {self.app.name!r} has no {kind} named {name!r} (has: {known or 'none'})"
+            )
+        return conn
+
+    def stub(self, name: str, value_or_fn: Any) -> None:
+        """Answer out-connection `name` with a value, or with `fn(args)` computing one.
+
+        Works for requesters and external targets; the reply is validated against the
+        connection's `returns` model, as the real peer's reply would be.
+        """
+        conn = self.app.connections.get(name)
+        if conn is None or conn.kind not in ("requester", "external_target"):
+            raise ValueError(f"App {self.app.name!r} has no requester or external target {name!r}")
+        self._outbound.stubs[name] = value_or_fn
+        if conn.kind == "external_target":
+            self.dispatcher._senders[name] = self._stubbed_external(conn)
+
+    def _stubbed_external(self, conn: Connection) -> Callable[[Any, str], Any]:
+        def call(args: Any, workflow_id: str) -> Any:
+            plain = conn.args.dump(args, f"{conn.label} args")
+            self.sent[conn.name].append(plain)
+            return codec.decode(codec.encode(self._outbound._answer(conn, plain)))
+
+        return call
+
+    def request(self, name: str, args: Any, *, workflow_id: str | None = None) -> Any:
+        """Call replyer `name` as a remote requester would; return the decoded reply.
+
+        Raises:
+            ValidationError: the args or the handler's return value do not fit the models.
+            RemoteError: the handler raised (``.type == "HandlerError"``).
+        """
+        replier = self._repliers.get(name)
+        if replier is None:
+            replier = self._repliers[name] = self.dispatcher.replier(
+                self._connection(name, "replyer")
+            )
+        frame = codec.encode_request(_plain(args), workflow_id or new_workflow_id())
+        return_args, error = codec.decode_reply(replier(frame))
+        if error is not None:
+            raise_for_error(error)
+        return return_args
+
+    def publish(self, name: str, args: Any, *, workflow_id: str | None = None) -> None:
+        """Deliver a message to subscriber `name`, as a publisher on its topic would.
+
+        Raises:
+            ValidationError: the args do not fit the subscriber's model.
+            Exception: whatever the handler raised, so the test fails loudly.
+        """
+        conn = self._connection(name, "subscriber")
+        plain = conn.args.dump(args, f"{conn.label} args")
+        receiver = self._receivers.get(name)
+        if receiver is None:
+            receiver = self._receivers[name] = self.dispatcher.receiver(conn)
+        frame = codec.topic_prefix(conn.topic) + codec.encode_request(
+            plain, workflow_id or new_workflow_id()
+        )
+        error = receiver(frame)
+        if error is not None:
+            raise error
+
+    def run_main(self) -> Any:
+        """Run `@app.main` with this client's `to_send` and config; return its result."""
+        if "main" not in self.app.hooks:
+            raise ValueError(f"App {self.app.name!r} has no @app.main")
+        return self.dispatcher.run_hook("main")
+
+    def run_init(self) -> Any:
+        """Run `@app.init`, if there is one."""
+        return self.dispatcher.run_hook("init")
+
+    def send(self, name: str, args: Any) -> Any:
+        """Call `to_send(name, args)` as the app's own code would."""
+        return self.dispatcher.root_sender()(name, args)
+
+
+def _plain(args: Any) -> Any:
+    """Let tests pass model instances as args: unstructure them the way a requester would."""
+    if isinstance(args, (dict, list, str, int, float, bool, bytes)) or args is None:
+        return args
+    return converter.unstructure(args)
