@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -102,6 +103,7 @@ class App:
         self.config_spec = config
         self.config: Model = _make_config_model(config, name)
         self._started = False
+        self._ready = threading.Event()
 
     def __repr__(self) -> str:
         return f"<App {self.name!r} with {len(self.connections)} connections>"
@@ -372,6 +374,30 @@ class App:
         if sender is None:
             raise RuntimeError(f"App {self.name!r} is not running: app.send needs app.run()")
         return sender(name, args)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until `run()` has opened every socket and run `@app.init`; False on timeout.
+
+        Handy when a test runs the app in a thread: ``threading.Thread(target=app.run)``.
+        """
+        return self._ready.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop a running app after the message in hand; safe to call from any thread."""
+        runtime = getattr(self, "_runtime", None)
+        if runtime is not None:
+            runtime.stop()
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """Connection name -> the endpoint its socket bound or connected to, while running.
+
+        A ``tcp://127.0.0.1:0`` address shows the port the OS picked.
+        """
+        runtime = getattr(self, "_runtime", None)
+        if runtime is None:
+            return {}
+        return {**runtime.outbound.bound, **runtime.bound}
 
     def run(
         self,

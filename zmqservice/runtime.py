@@ -64,6 +64,11 @@ def run_app(
     return runtime.run(main=main, min_wait=min_wait)
 
 
+def _last_endpoint(sock: zmq.Socket[bytes]) -> str:
+    endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
+    return endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
+
+
 def _nothing() -> None:
     pass
 
@@ -87,6 +92,8 @@ class Runtime:
         self.stopping = threading.Event()
         self._signal: tuple[int, FrameType | None] | None = None
         self._main_mode = False
+        self.bound: dict[str, str] = {}
+        self.ready = threading.Event()
 
     # -- signals ----------------------------------------------------------------------------
 
@@ -135,7 +142,10 @@ class Runtime:
             handlers = self._open_inbound()
             restore = self._install_signals()
             self.app._sender = self.dispatcher.root_sender()  # type: ignore[attr-defined]
+            self.app._runtime = self  # type: ignore[attr-defined]
             self.dispatcher.run_hook("init")
+            self.ready.set()
+            self.app._ready.set()
             if not main:
                 self._serve(handlers, min_wait)
                 return None
@@ -156,6 +166,8 @@ class Runtime:
                 server.join(timeout=5)
             restore()
             self.app._sender = None  # type: ignore[attr-defined]
+            self.app._runtime = None  # type: ignore[attr-defined]
+            self.app._ready.clear()
             self.close()
 
     def _open_inbound(self) -> dict[zmq.Socket[bytes], tuple[bool, Callable[[bytes], Any]]]:
@@ -163,6 +175,7 @@ class Runtime:
         for conn in self.inbound:
             sock = open_inbound(self.context, conn, self.endpoints[conn.name])
             self.sockets.append(sock)
+            self.bound[conn.name] = _last_endpoint(sock)
             if conn.kind == "replyer":
                 handlers[sock] = (True, self.dispatcher.replier(conn))
             else:
@@ -199,6 +212,10 @@ class Runtime:
                 time.sleep(min_wait)
         if not self._main_mode:
             self._run_signal_hook()
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the message in hand; safe from any thread."""
+        self.stopping.set()
 
     def close(self) -> None:
         """Close sockets with a bounded linger and terminate the context."""

@@ -70,6 +70,8 @@ class SocketOutbound:
         self._publishers: dict[str, tuple[zmq.Socket[bytes], threading.Lock]] = {}
         self._requesters: list[zmq.Socket[bytes]] = []
         self._lock = threading.Lock()
+        self.bound: dict[str, str] = {}
+        """Publisher name -> the endpoint it actually bound (``tcp://...:0`` resolved)."""
 
     def open(self) -> None:
         """Bind (or connect) every publisher now, so subscribers can find it."""
@@ -80,6 +82,7 @@ class SocketOutbound:
                 sock.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
                 _attach(sock, conn, self._endpoints[conn.name])
                 self._publishers[conn.name] = (sock, threading.Lock())
+                self.bound[conn.name] = sock.getsockopt(zmq.LAST_ENDPOINT).decode()  # type: ignore[union-attr]
 
     def _new_requester(self, conn: Connection) -> zmq.Socket[bytes]:
         sock = self._context.socket(zmq.REQ)
