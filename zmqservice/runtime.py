@@ -31,6 +31,7 @@ DRAIN_LIMIT = 1000
 """Messages taken from one socket per poll round before the others get a turn."""
 
 Source = Mapping[str, Any] | str | Path | None
+Handlers = dict[zmq.Socket[bytes], tuple[bool, Callable[[bytes], Any]]]
 
 
 class Shutdown(BaseException):
@@ -170,8 +171,8 @@ class Runtime:
             self.app._ready.clear()
             self.close()
 
-    def _open_inbound(self) -> dict[zmq.Socket[bytes], tuple[bool, Callable[[bytes], Any]]]:
-        handlers: dict[zmq.Socket[bytes], tuple[bool, Callable[[bytes], Any]]] = {}
+    def _open_inbound(self) -> Handlers:
+        handlers: Handlers = {}
         for conn in self.inbound:
             sock = open_inbound(self.context, conn, self.endpoints[conn.name])
             self.sockets.append(sock)
@@ -183,35 +184,58 @@ class Runtime:
             LOG.debug("%s on %s", conn.label, self.endpoints[conn.name].url)
         return handlers
 
-    def _serve(
-        self,
-        handlers: dict[zmq.Socket[bytes], tuple[bool, Callable[[bytes], Any]]],
-        min_wait: float,
-    ) -> None:
+    def _serve(self, handlers: Handlers, min_wait: float) -> None:
         if not handlers:
             LOG.info("App %r has no in-connections: nothing to serve until stopped", self.app.name)
+            # zmq.Poller.poll() returns at once with no sockets: wait on the event instead.
+            while not self.stopping.wait(POLL_MS / 1000):
+                pass
+        elif len(handlers) == 1 and not min_wait:
+            self._serve_one(*next(iter(handlers.items())))
+        else:
+            self._serve_many(handlers, min_wait)
+        if not self._main_mode:
+            self._run_signal_hook()
+
+    def _serve_one(
+        self, sock: zmq.Socket[bytes], entry: tuple[bool, Callable[[bytes], Any]]
+    ) -> None:
+        """One in-connection: a blocking recv bounded by RCVTIMEO needs no poller at all."""
+        replies, handle = entry
+        sock.setsockopt(zmq.RCVTIMEO, POLL_MS)
+        stopping, recv, send, again = self.stopping, sock.recv, sock.send, zmq.Again
+        while not stopping.is_set():
+            try:
+                frame = recv()
+            except again:
+                continue
+            if replies:
+                send(handle(frame))
+            else:
+                handle(frame)
+
+    def _serve_many(self, handlers: Handlers, min_wait: float) -> None:
+        """Several in-connections: one poller, and every ready socket drained per round."""
         poller = zmq.Poller()
         for sock in handlers:
             poller.register(sock, zmq.POLLIN)
-        stopping, again, noblock = self.stopping, zmq.Again, zmq.NOBLOCK
+        stopping, noblock, events, pollin = self.stopping, zmq.NOBLOCK, zmq.EVENTS, zmq.POLLIN
         while not stopping.is_set():
             for sock, _ in poller.poll(POLL_MS):
                 replies, handle = handlers[sock]
-                for _ in range(DRAIN_LIMIT):
-                    try:
-                        frame = sock.recv(noblock)
-                    except again:
-                        break
+                taken = 0
+                # Checking EVENTS is far cheaper than letting recv(NOBLOCK) raise zmq.Again.
+                while taken < DRAIN_LIMIT and sock.getsockopt(events) & pollin:
+                    frame = sock.recv(noblock)
                     if replies:
                         sock.send(handle(frame))
                     else:
                         handle(frame)
+                    taken += 1
                     if stopping.is_set():
-                        break
+                        return
             if min_wait:
                 time.sleep(min_wait)
-        if not self._main_mode:
-            self._run_signal_hook()
 
     def stop(self) -> None:
         """Ask the loop to stop after the message in hand; safe from any thread."""
