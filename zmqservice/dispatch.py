@@ -101,20 +101,16 @@ def make_invoker(fn: Callable[..., Any], leading: tuple[str, ...]) -> Callable[.
     return call
 
 
-class _LazyToSend:
-    """Makes the message's `ToSend` only if the handler calls it."""
+def handler_call(fn: Callable[..., Any]) -> tuple[Callable[..., Any], bool]:
+    """Plan a message handler's call once: `(call, needs_context)`.
 
-    __slots__ = ("_dispatcher", "_to_send", "_workflow_id")
-
-    def __init__(self, dispatcher: Dispatcher, workflow_id: str) -> None:
-        self._dispatcher = dispatcher
-        self._workflow_id = workflow_id
-        self._to_send: ToSend | None = None
-
-    def __call__(self, name: str, args: Any) -> Any:
-        if self._to_send is None:
-            self._to_send = ToSend(self._dispatcher, self._workflow_id)
-        return self._to_send(name, args)
+    With `needs_context` False, `call(args)` is the handler itself, the cheapest call there
+    is; otherwise it is `call(args, to_send, config)`.
+    """
+    takes_args, wanted, by_position = _call_plan(fn, ("args", "to_send", "config"))
+    if not by_position and takes_args and not wanted & {"to_send", "config"}:
+        return fn, False
+    return make_invoker(fn, ("args", "to_send", "config")), True
 
 
 def raise_for_error(error: dict[str, str]) -> None:
@@ -148,14 +144,18 @@ class Dispatcher:
         """Build the frame -> reply-frame function for a replyer; it never raises."""
         assert conn.handler is not None and conn.returns is not None
         load, dump = conn.args.load, conn.returns.dump
-        invoke = make_invoker(conn.handler, ("args", "to_send", "config"))
+        call, needs_context = handler_call(conn.handler)
         where_args, where_return = f"{conn.label} args", f"{conn.label} return value"
         label, config = conn.label, self.config
-        encode_reply, encode_error = codec.encode_reply, codec.encode_error
+        encode_reply, encode_error, decode_request = (
+            codec.encode_reply,
+            codec.encode_error,
+            codec.decode_request,
+        )
 
         def reply(frame: bytes) -> bytes:
             try:
-                args, workflow_id = codec.decode_request(frame)
+                args, workflow_id = decode_request(frame)
             except DecodeError as exc:
                 LOG.warning("%s: rejected a message: %s", label, exc)
                 return encode_error("DecodeError", str(exc), "")
@@ -168,7 +168,10 @@ class Dispatcher:
                     LOG.warning("%s", exc)
                     return encode_error("ValidationError", str(exc), workflow_id)
                 try:
-                    result = invoke(value, _LazyToSend(self, workflow_id), config)
+                    if needs_context:
+                        result = call(value, ToSend(self, workflow_id), config)
+                    else:
+                        result = call(value)
                 except Exception as exc:
                     LOG.exception("%s: handler raised", label)
                     return encode_error("HandlerError", _describe(exc), workflow_id)
@@ -190,13 +193,14 @@ class Dispatcher:
         """Build the frame -> handler function for a subscriber; returns the error, if any."""
         assert conn.handler is not None
         load = conn.args.load
-        invoke = make_invoker(conn.handler, ("args", "to_send", "config"))
+        call, needs_context = handler_call(conn.handler)
         where_args, label, config = f"{conn.label} args", conn.label, self.config
         prefix = codec.topic_prefix(conn.topic)
+        decode_published = codec.decode_published
 
         def receive(frame: bytes) -> Exception | None:
             try:
-                args, workflow_id = codec.decode_published(frame, prefix)
+                args, workflow_id = decode_published(frame, prefix)
             except DecodeError as exc:
                 LOG.warning("%s: dropped a message: %s", label, exc)
                 return exc
@@ -204,7 +208,10 @@ class Dispatcher:
             token = WORKFLOW_ID.set(workflow_id)
             try:
                 value = load(args, where_args)
-                invoke(value, _LazyToSend(self, workflow_id), config)
+                if needs_context:
+                    call(value, ToSend(self, workflow_id), config)
+                else:
+                    call(value)
             except ValidationError as exc:
                 LOG.warning("%s", exc)
                 return exc
