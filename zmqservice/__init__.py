@@ -12,7 +12,9 @@ from .errors import (
     ValidationError,
     ZmqServiceError,
 )
+from .inline import InlineServices
 from .log import get_logger
+from .service import Service
 
 __version__ = "0.1.0"
 
@@ -21,9 +23,11 @@ __all__ = [
     "ConfigError",
     "Connection",
     "DecodeError",
+    "InlineServices",
     "RemoteError",
     "RemoteValidationError",
     "RequestTimeout",
+    "Service",
     "ValidationError",
     "ZmqServiceError",
     "__version__",

@@ -13,6 +13,7 @@ from .models import Model, ModelSpec, make_model
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from types import ModuleType
 
     from .testing import TestClient
 
@@ -107,6 +108,22 @@ class App:
 
     def __repr__(self) -> str:
         return f"<App {self.name!r} with {len(self.connections)} connections>"
+
+    @classmethod
+    def from_module(cls, module: ModuleType, name: str | None = None) -> App:
+        """Build an `App` from a module written for the predecessor ``service-framework``.
+
+        The module's ``connection_models``, ``config_model``, ``main``, ``init_function``,
+        ``setup_config``, ``setup_addresses``, ``sigint_handler`` and ``sigterm_handler``
+        become connections and hooks; its handlers keep their ``fn(args, to_send, config)`` form.
+
+        Example:
+            import old_service
+            app = App.from_module(old_service)
+        """
+        from .predecessor import app_from_module
+
+        return app_from_module(module, name)
 
     # -- registration -----------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .app import App
 
-__all__ = ["import_string", "load_app"]
+__all__ = ["app_of_module", "import_string", "load_app", "load_target"]
 
 
 def _split(target: str) -> tuple[str, str | None]:
@@ -105,10 +105,39 @@ def load_app(target: str) -> App:
         if not isinstance(found, App):
             raise ConfigError(f"{target!r} is a {type(found).__name__}, not a zmqservice App")
         return found
+    return app_of_module(module, where, target)
+
+
+def app_of_module(module: ModuleType, where: str | None = None, target: str | None = None) -> App:
+    """The one `App` in `module`, or an `App` built from a predecessor-style module."""
+    from .app import App
+    from .predecessor import app_from_module, is_predecessor_module
+
+    where = where or f"module {module.__name__!r}"
     apps = {name: value for name, value in vars(module).items() if isinstance(value, App)}
     if len(apps) == 1:
         return next(iter(apps.values()))
     if len(apps) > 1:
         names = ", ".join(sorted(apps))
-        raise ConfigError(f"{where} holds several apps ({names}): name one as '{target}:NAME'")
-    raise ConfigError(f"{where} holds no zmqservice App: create one with App('name')")
+        raise ConfigError(
+            f"{where} holds several apps ({names}): name one as '{target or where}:NAME'"
+        )
+    if is_predecessor_module(module):
+        return app_from_module(module)
+    raise ConfigError(
+        f"{where} holds no zmqservice App and no predecessor connection_models or main: "
+        "create one with App('name')"
+    )
+
+
+def load_target(target: Any) -> App:
+    """An `App` from an `App`, a module (ours or the predecessor's) or a target string."""
+    from .app import App
+
+    if isinstance(target, App):
+        return target
+    if isinstance(target, ModuleType):
+        return app_of_module(target)
+    if isinstance(target, (str, os.PathLike)):
+        return load_app(os.fspath(target))
+    raise TypeError(f"expected an App, a module or a target string, got {type(target).__name__}")

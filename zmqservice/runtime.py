@@ -47,6 +47,7 @@ def run_app(
     min_wait: float = 0.0,
     extra_config: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    on_ready: Callable[[], Any] | None = None,
 ) -> Any:
     """Validate config and addresses, open sockets, then serve or run main.
 
@@ -61,6 +62,7 @@ def run_app(
     cfg = build_config(app, config, os.environ if environ is None else environ, extra_config)
     endpoints = resolve_addresses(app, addresses, cfg)
     runtime = Runtime(app, cfg, endpoints)
+    runtime.on_ready = on_ready
     app._started = True
     return runtime.run(main=main, min_wait=min_wait)
 
@@ -95,6 +97,7 @@ class Runtime:
         self._main_mode = False
         self.bound: dict[str, str] = {}
         self.ready = threading.Event()
+        self.on_ready: Callable[[], Any] | None = None
 
     # -- signals ----------------------------------------------------------------------------
 
@@ -147,6 +150,8 @@ class Runtime:
             self.dispatcher.run_hook("init")
             self.ready.set()
             self.app._ready.set()
+            if self.on_ready is not None:
+                self.on_ready()
             if not main:
                 self._serve(handlers, min_wait)
                 return None
