@@ -46,12 +46,15 @@ def _default(obj: Any) -> Any:
 
 
 def _object_hook(obj: dict[Any, Any]) -> Any:
+    # Only the exact two-key marker shapes: a user map that merely has a marker key stays a map.
     if len(obj) == 2:
-        if "__decimal__" in obj:
+        if "__decimal__" in obj and "as_str" in obj:
             return Decimal(obj["as_str"])
-        if "__uuid__" in obj:
+        if "__uuid__" in obj and "as_str" in obj:
+            if not isinstance(obj["as_str"], str):
+                raise TypeError("a UUID marker's as_str must be a string")
             return UUID(obj["as_str"])
-        if "__set__" in obj:
+        if "__set__" in obj and "value" in obj:
             return set(obj["value"])
     return obj
 

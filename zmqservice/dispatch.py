@@ -67,8 +67,12 @@ def _call_plan(fn: Callable[..., Any], leading: tuple[str, ...]) -> tuple[bool, 
     has_var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
     wanted = {n for n in INJECTED if n in names or has_var_kw}
     takes_args = "args" in leading and bool(positional) and positional[0].name not in INJECTED
-    # A predecessor-style handler with other parameter names gets everything positionally.
-    by_position = not (wanted & set(leading)) and len(positional) >= len(leading) > 0
+    # A predecessor-style handler with other parameter names (`fn(a, b, c)`, or
+    # `fn(args, to_send, conf)` where injecting by name would leave `conf` empty) gets
+    # everything positionally.
+    rest = positional[1:] if takes_args else positional
+    unfilled = any(p.default is p.empty and p.name not in wanted for p in rest)
+    by_position = len(positional) >= len(leading) > 0 and (unfilled or not wanted & set(leading))
     return takes_args, wanted, by_position
 
 

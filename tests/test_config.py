@@ -1,0 +1,433 @@
+"""Config merging and address resolution (`zmqservice.config`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from zmqservice import App, ConfigError
+from zmqservice.config import Endpoint, build_config, parse_value, resolve_addresses
+
+
+@attrs.define
+class OrdersConfig:
+    symbol: str
+    size: int = 1
+    ratio: float = 0.5
+    venues: list[str] = attrs.Factory(list)
+
+
+@pytest.fixture
+def orders() -> App:
+    return App("orders", config=OrdersConfig)
+
+
+@pytest.fixture
+def shop() -> App:
+    return App("shop", config={"required": {"symbol": str}, "optional": {"size": int}})
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+# -- merge order ----------------------------------------------------------------------------
+
+
+def test_model_defaults_fill_missing_keys(orders: App) -> None:
+    assert build_config(orders, {"symbol": "BTC"}) == OrdersConfig(symbol="BTC")
+
+
+def test_config_file_overrides_defaults(orders: App, tmp_path: Path) -> None:
+    path = write_json(tmp_path / "config.json", {"symbol": "BTC", "size": 2})
+    assert build_config(orders, path).size == 2
+
+
+def test_config_file_path_may_be_a_string(orders: App, tmp_path: Path) -> None:
+    path = write_json(tmp_path / "config.json", {"symbol": "BTC"})
+    assert build_config(orders, str(path)).symbol == "BTC"
+
+
+def test_environment_overrides_the_file(orders: App, tmp_path: Path) -> None:
+    path = write_json(tmp_path / "config.json", {"symbol": "BTC", "size": 2})
+    assert build_config(orders, path, environ={"ORDERS_SIZE": "3"}).size == 3
+
+
+def test_extra_arguments_override_the_environment(orders: App) -> None:
+    config = build_config(
+        orders, {"symbol": "BTC"}, environ={"ORDERS_SIZE": "3"}, extra={"size": 4}
+    )
+    assert config.size == 4
+
+
+def test_environment_is_ignored_without_environ(
+    orders: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDERS_SIZE", "3")
+    assert build_config(orders, {"symbol": "BTC"}).size == 1
+
+
+def test_environment_alone_can_supply_a_required_key(orders: App) -> None:
+    assert build_config(orders, None, environ={"ORDERS_SYMBOL": "ETH"}).symbol == "ETH"
+
+
+def test_environment_variables_of_other_apps_are_ignored(orders: App) -> None:
+    config = build_config(orders, {"symbol": "BTC"}, environ={"SHOP_SIZE": "9", "SIZE": "9"})
+    assert config.size == 1
+
+
+def test_str_typed_key_keeps_the_raw_environment_string(orders: App) -> None:
+    assert build_config(orders, None, environ={"ORDERS_SYMBOL": "123"}).symbol == "123"
+
+
+def test_other_keys_are_json_parsed_from_the_environment(orders: App) -> None:
+    environ = {"ORDERS_SYMBOL": "BTC", "ORDERS_RATIO": "0.25", "ORDERS_VENUES": '["a", "b"]'}
+    config = build_config(orders, None, environ=environ)
+    assert (config.ratio, config.venues) == (0.25, ["a", "b"])
+
+
+def test_environment_value_that_is_not_json_stays_a_string_and_fails_validation(
+    orders: App,
+) -> None:
+    with pytest.raises(ConfigError, match="config key 'size': expected int, got str"):
+        build_config(orders, {"symbol": "BTC"}, environ={"ORDERS_SIZE": "many"})
+
+
+def test_dict_config_model_reads_its_keys_from_the_environment(shop: App) -> None:
+    config = build_config(shop, None, environ={"SHOP_SYMBOL": "7", "SHOP_SIZE": "2"})
+    assert config == {"symbol": "7", "size": 2}
+
+
+def test_class_config_model_gives_an_instance(orders: App) -> None:
+    assert isinstance(build_config(orders, {"symbol": "BTC"}), OrdersConfig)
+
+
+def test_dict_config_model_gives_a_dict(shop: App) -> None:
+    assert build_config(shop, {"symbol": "BTC"}) == {"symbol": "BTC"}
+
+
+def test_app_without_a_config_model_takes_any_config() -> None:
+    assert build_config(App("demo"), {"anything": [1]}) == {"anything": [1]}
+
+
+@pytest.mark.parametrize("value", ["1", 1.0, True])
+def test_parse_value_keeps_strings_for_str_keys(value: object) -> None:
+    assert parse_value(str(value), str) == str(value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "parsed"), [("1", 1), ("1.5", 1.5), ("true", True), ('{"a": 1}', {"a": 1}), ("x", "x")]
+)
+def test_parse_value_parses_json_for_other_keys(raw: str, parsed: object) -> None:
+    assert parse_value(raw, int) == parsed
+
+
+# -- setup_config ---------------------------------------------------------------------------
+
+
+def test_setup_config_sees_the_merged_config(shop: App) -> None:
+    seen: list[dict[str, Any]] = []
+
+    @shop.setup_config
+    def setup(config: dict[str, Any]) -> None:
+        seen.append(config)
+
+    build_config(shop, {"symbol": "BTC"}, environ={"SHOP_SIZE": "2"})
+    assert seen == [{"symbol": "BTC", "size": 2}]
+
+
+def test_setup_config_returned_keys_overwrite(shop: App) -> None:
+    @shop.setup_config
+    def setup(config: dict[str, Any]) -> dict[str, Any]:
+        return {"symbol": config["symbol"].upper()}
+
+    assert build_config(shop, {"symbol": "btc", "size": 2}) == {"symbol": "BTC", "size": 2}
+
+
+def test_setup_config_runs_before_validation(shop: App) -> None:
+    @shop.setup_config
+    def setup(config: dict[str, Any]) -> dict[str, Any]:
+        return {"symbol": "BTC"}
+
+    assert build_config(shop, {}) == {"symbol": "BTC"}
+
+
+def test_setup_config_returning_a_non_dict_is_a_config_error(shop: App) -> None:
+    @shop.setup_config
+    def setup(config: dict[str, Any]) -> list[str]:
+        return ["symbol"]
+
+    with pytest.raises(ConfigError, match="setup_config must return a dict"):
+        build_config(shop, {"symbol": "BTC"})
+
+
+# -- config errors --------------------------------------------------------------------------
+
+
+def test_missing_required_key_is_a_config_error_naming_it(orders: App) -> None:
+    with pytest.raises(ConfigError, match=r"^config key 'symbol': required field missing$"):
+        build_config(orders, {})
+
+
+def test_every_mistyped_key_is_named(orders: App) -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config(orders, {"symbol": 5, "size": "x"})
+    assert str(info.value) == (
+        "config key 'symbol': expected str, got int; config key 'size': expected int, got str"
+    )
+
+
+def test_every_missing_key_of_a_dict_model_is_named() -> None:
+    app = App("testapp", config={"required": {"host": str, "port": int}})
+    with pytest.raises(ConfigError) as info:
+        build_config(app, {})
+    assert "config key 'host'" in str(info.value)
+    assert "config key 'port'" in str(info.value)
+
+
+def test_unknown_config_key_is_a_config_error(orders: App) -> None:
+    with pytest.raises(ConfigError, match=r"extra fields found \(colour\)"):
+        build_config(orders, {"symbol": "BTC", "colour": "red"})
+
+
+def test_config_error_is_a_value_error(orders: App) -> None:
+    with pytest.raises(ValueError):
+        build_config(orders, {})
+
+
+def test_missing_config_file_is_a_config_error(orders: App, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config file .*missing\.json"):
+        build_config(orders, tmp_path / "missing.json")
+
+
+def test_config_file_with_bad_json_is_a_config_error(orders: App, tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text("{symbol: BTC", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        build_config(orders, path)
+
+
+def test_config_file_holding_a_list_is_a_config_error(orders: App, tmp_path: Path) -> None:
+    path = write_json(tmp_path / "config.json", ["symbol"])
+    with pytest.raises(ConfigError, match="must hold a JSON object"):
+        build_config(orders, path)
+
+
+# -- addresses ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def wired() -> App:
+    """One connection of each socket kind, and an external target that needs no address."""
+    app = App("demo")
+
+    @app.replyer("cancel_order")
+    def cancel_order(args: Any) -> Any:
+        return args
+
+    @app.subscriber("prices")
+    def prices(args: Any) -> None:
+        pass
+
+    app.requester("exchange")
+    app.publisher("order_events")
+    app.external_target("dumps", "json:dumps")
+    return app
+
+
+ALL = {
+    "in": {
+        "cancel_order": {"replyer": "127.0.0.1:5001"},
+        "prices": {"subscriber": "10.0.0.1:5003"},
+    },
+    "out": {
+        "exchange": {"requester": "10.0.0.2:5004"},
+        "order_events": {"publisher": "127.0.0.1:5002"},
+    },
+}
+
+
+def with_address(side: str, name: str, kind: str, value: Any) -> dict[str, Any]:
+    addresses = json.loads(json.dumps(ALL))
+    addresses[side][name] = {kind: value}
+    return addresses
+
+
+def test_host_port_binds_every_interface_on_binding_sides(wired: App) -> None:
+    endpoints = resolve_addresses(wired, ALL, {})
+    assert endpoints["cancel_order"] == Endpoint("tcp://*:5001", bind=True)
+    assert endpoints["order_events"] == Endpoint("tcp://*:5002", bind=True)
+
+
+def test_host_port_connects_to_the_host_on_connecting_sides(wired: App) -> None:
+    endpoints = resolve_addresses(wired, ALL, {})
+    assert endpoints["prices"] == Endpoint("tcp://10.0.0.1:5003", bind=False)
+    assert endpoints["exchange"] == Endpoint("tcp://10.0.0.2:5004", bind=False)
+
+
+def test_external_targets_need_no_address(wired: App) -> None:
+    assert set(resolve_addresses(wired, ALL, {})) == {
+        "cancel_order",
+        "prices",
+        "exchange",
+        "order_events",
+    }
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["tcp://127.0.0.1:6000", "ipc:///tmp/zmqservice.sock", "inproc://orders"]
+)
+def test_full_endpoints_are_kept(wired: App, endpoint: str) -> None:
+    addresses = with_address("in", "cancel_order", "replyer", endpoint)
+    assert resolve_addresses(wired, addresses, {})["cancel_order"] == Endpoint(endpoint, bind=True)
+
+
+def test_replyer_with_bind_false_connects() -> None:
+    app = App("demo")
+
+    @app.replyer("work", bind=False)
+    def work(args: Any) -> Any:
+        return args
+
+    endpoints = resolve_addresses(app, {"in": {"work": {"replyer": "proxy:5000"}}}, {})
+    assert endpoints["work"] == Endpoint("tcp://proxy:5000", bind=False)
+
+
+def test_subscriber_with_bind_true_binds() -> None:
+    app = App("demo")
+
+    @app.subscriber("prices", bind=True)
+    def prices(args: Any) -> None:
+        pass
+
+    endpoints = resolve_addresses(app, {"in": {"prices": {"subscriber": "h:5000"}}}, {})
+    assert endpoints["prices"] == Endpoint("tcp://*:5000", bind=True)
+
+
+def test_xpub_publisher_connects_to_its_forwarder() -> None:
+    app = App("demo")
+    app.publisher("events", xpub=True)
+    endpoints = resolve_addresses(app, {"out": {"events": {"publisher": "fwd:5000"}}}, {})
+    assert endpoints["events"] == Endpoint("tcp://fwd:5000", bind=False)
+
+
+def test_decorator_address_is_the_default() -> None:
+    app = App("demo")
+    app.requester("exchange", address="10.0.0.9:7000")
+    assert resolve_addresses(app, None, {})["exchange"].url == "tcp://10.0.0.9:7000"
+
+
+def test_addresses_file_overrides_the_decorator_address(tmp_path: Path) -> None:
+    app = App("demo")
+    app.requester("exchange", address="10.0.0.9:7000")
+    path = write_json(tmp_path / "addresses.json", {"out": {"exchange": {"requester": "h:8000"}}})
+    assert resolve_addresses(app, path, {})["exchange"].url == "tcp://h:8000"
+
+
+def test_missing_address_is_a_config_error_naming_the_connection(wired: App) -> None:
+    addresses = json.loads(json.dumps(ALL))
+    del addresses["out"]["exchange"]
+    with pytest.raises(ConfigError, match=r"^addresses\.out\.exchange\.requester: no address"):
+        resolve_addresses(wired, addresses, {})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "localhost",
+        "host:",
+        ":5000",
+        "host:port",
+        "host:70000",
+        "tcp://host",
+        "tcp://h:99999",
+        "",
+        5,
+    ],
+)
+def test_bad_address_is_a_config_error_naming_the_key(wired: App, value: Any) -> None:
+    addresses = with_address("out", "exchange", "requester", value)
+    with pytest.raises(ConfigError, match=r"^addresses\.out\.exchange\.requester: "):
+        resolve_addresses(wired, addresses, {})
+
+
+def test_unknown_transport_is_a_config_error_naming_the_key(wired: App) -> None:
+    addresses = with_address("in", "cancel_order", "replyer", "http://example.com:80")
+    with pytest.raises(
+        ConfigError, match=r"^addresses\.in\.cancel_order\.replyer: unknown transport"
+    ):
+        resolve_addresses(wired, addresses, {})
+
+
+def test_address_under_the_wrong_kind_is_a_config_error(wired: App) -> None:
+    addresses = with_address("out", "exchange", "publisher", "h:1")
+    with pytest.raises(ConfigError, match=r"^addresses\.out\.exchange\.requester: missing"):
+        resolve_addresses(wired, addresses, {})
+
+
+def test_unknown_connection_in_the_file_is_a_config_error(wired: App) -> None:
+    addresses = with_address("out", "exchnage", "requester", "h:1")
+    with pytest.raises(ConfigError, match=r"addresses\.out\.exchnage: .*no such out-connection"):
+        resolve_addresses(wired, addresses, {})
+
+
+def test_connection_under_the_wrong_side_is_a_config_error(wired: App) -> None:
+    addresses = with_address("in", "exchange", "requester", "h:1")
+    with pytest.raises(ConfigError, match=r"addresses\.in\.exchange: .*no such in-connection"):
+        resolve_addresses(wired, addresses, {})
+
+
+def test_unknown_side_is_a_config_error(wired: App) -> None:
+    with pytest.raises(ConfigError, match=r"^addresses\.inbound: "):
+        resolve_addresses(wired, {**ALL, "inbound": {}}, {})
+
+
+def test_missing_addresses_file_is_a_config_error(wired: App, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="addresses file"):
+        resolve_addresses(wired, tmp_path / "nope.json", {})
+
+
+def test_addresses_file_with_bad_json_is_a_config_error(wired: App, tmp_path: Path) -> None:
+    path = tmp_path / "addresses.json"
+    path.write_text("{'in': {}}", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"addresses file .* is not valid JSON"):
+        resolve_addresses(wired, path, {})
+
+
+def test_setup_addresses_runs_even_on_empty_addresses() -> None:
+    app = App("demo")
+    calls: list[tuple[Any, Any]] = []
+
+    @app.setup_addresses
+    def setup(addresses: dict[str, Any], config: Any) -> None:
+        calls.append((addresses, config))
+
+    resolve_addresses(app, None, {"symbol": "BTC"})
+    assert calls == [({}, {"symbol": "BTC"})]
+
+
+def test_setup_addresses_result_replaces_the_addresses() -> None:
+    app = App("demo")
+    app.requester("exchange", address="h:1")
+
+    @app.setup_addresses
+    def setup(addresses: dict[str, Any], config: Any) -> dict[str, Any]:
+        return {"out": {"exchange": {"requester": f"{config['host']}:2"}}}
+
+    assert resolve_addresses(app, None, {"host": "10.1.1.1"})["exchange"].url == "tcp://10.1.1.1:2"
+
+
+def test_setup_addresses_returning_a_non_dict_is_a_config_error() -> None:
+    app = App("demo")
+
+    @app.setup_addresses
+    def setup(addresses: dict[str, Any], config: Any) -> str:
+        return "h:1"
+
+    with pytest.raises(ConfigError, match="setup_addresses must return"):
+        resolve_addresses(app, None, {})
