@@ -47,16 +47,20 @@ def new_workflow_id() -> str:
 class ToSend:
     """The `to_send(name, args)` handed to handlers; numbers onward calls X_1, X_2, ..."""
 
-    __slots__ = ("_count", "_dispatcher", "workflow_id")
+    __slots__ = ("_count", "_dispatcher", "_senders", "workflow_id")
 
     def __init__(self, dispatcher: Dispatcher, workflow_id: str) -> None:
         self._dispatcher = dispatcher
+        self._senders = dispatcher._senders
         self.workflow_id = workflow_id
         self._count = 0
 
     def __call__(self, name: str, args: Any) -> Any:
         self._count += 1
-        return self._dispatcher.send(name, args, f"{self.workflow_id}_{self._count}")
+        sender = self._senders.get(name)
+        if sender is None:
+            return self._dispatcher.send(name, args, "")  # raises, naming the connection
+        return sender(args, f"{self.workflow_id}_{self._count}")
 
 
 def _call_plan(fn: Callable[..., Any], leading: tuple[str, ...]) -> tuple[bool, set[str], bool]:

@@ -28,6 +28,7 @@ from cattrs.v import format_exception, transform_error
 from typing_extensions import NotRequired, TypedDict
 
 from .errors import ValidationError
+from .fastpath import fast_dump, fast_load
 
 __all__ = ["Model", "ModelSpec", "converter", "make_model", "validation_message"]
 
@@ -147,10 +148,10 @@ _SETS = {set, frozenset, abc.Set, abc.MutableSet}
 _DICTS = {dict, abc.Mapping, abc.MutableMapping}
 
 
-def _make_converter() -> cattrs.Converter:
+def _make_converter(detailed: bool = True) -> cattrs.Converter:
     # A plain cattrs.Converter rather than cattrs.preconf.msgpack: that preset turns sets into
     # lists and datetimes into timestamps, and our wire keeps sets (as markers) and ISO strings.
-    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=detailed)
     conv.register_structure_hook(str, _exact("str", str))
     conv.register_structure_hook(int, _exact("int", int))
     conv.register_structure_hook(bool, _exact("bool", bool))
@@ -177,7 +178,11 @@ def _make_converter() -> cattrs.Converter:
 
 
 converter = _make_converter()
-"""The converter every model uses; never cattrs' global one."""
+"""The converter every model uses; never cattrs' global one. Its errors name every field."""
+
+_fast = _make_converter(detailed=False)
+"""The same rules without error bookkeeping: the per-message path tries it first and asks
+`converter` only to explain a failure."""
 
 
 # -- predecessor dict specs -> typing -------------------------------------------------------
@@ -234,6 +239,8 @@ class Model:
     optional: dict[str, Any]
     _load: Callable[[Any], Any] = attrs.field(alias="load")
     _dump: Callable[[Any], Any] = attrs.field(alias="dump")
+    _explain_load: Callable[[Any], Any] | None = attrs.field(default=None, alias="explain_load")
+    _explain_dump: Callable[[Any], Any] | None = attrs.field(default=None, alias="explain_dump")
 
     @property
     def is_any(self) -> bool:
@@ -244,23 +251,29 @@ class Model:
         """Validate plain data into what a handler receives."""
         try:
             return self._load(data)
-        except ValidationError:
-            raise
-        except Exception as exc:  # cattrs raises many kinds; all mean "invalid"
-            raise ValidationError(validation_message(where, exc)) from None
+        except Exception:  # cattrs raises many kinds; all mean "invalid"
+            return _explain(self._explain_load or self._load, data, where)
 
     def dump(self, value: Any, where: str) -> Any:
         """Validate a handler's value (instance or dict) into plain data for the wire."""
         try:
             return self._dump(value)
-        except ValidationError:
-            raise
-        except Exception as exc:
-            raise ValidationError(validation_message(where, exc)) from None
+        except Exception:
+            return _explain(self._explain_dump or self._dump, value, where)
 
     def field_type(self, key: str) -> Any:
         """The declared type of a top-level field, or None when unknown."""
         return self.required.get(key, self.optional.get(key))
+
+
+def _explain(detailed: Callable[[Any], Any], value: Any, where: str) -> Any:
+    """Re-run a failed conversion with full error detail and raise `ValidationError`."""
+    try:
+        return detailed(value)  # the fast path failed, so this raises too
+    except ValidationError as exc:
+        raise ValidationError(f"{where}: {exc}") from None
+    except Exception as exc:
+        raise ValidationError(validation_message(where, exc)) from None
 
 
 ANY = Model(spec=None, type=None, required={}, optional={}, load=_identity, dump=_identity)
@@ -284,9 +297,9 @@ def _class_fields(cls: type) -> tuple[dict[str, Any], dict[str, Any]]:
     return required, optional
 
 
-def _class_model(cls: type) -> Model:
-    structure = converter.get_structure_hook(cls)
-    unstructure = converter.get_unstructure_hook(cls)
+def _class_converters(cls: type, conv: cattrs.Converter) -> tuple[Any, Any]:
+    structure = conv.get_structure_hook(cls)
+    unstructure = conv.get_unstructure_hook(cls)
 
     def load(data: Any) -> Any:
         if not isinstance(data, dict):
@@ -300,14 +313,30 @@ def _class_model(cls: type) -> Model:
             return plain
         return unstructure(load(value))
 
+    if conv is _fast:  # the per-message path: generated checks for flat classes
+        return fast_load(cls, load) or load, fast_dump(cls, unstructure, dump) or dump
+    return load, dump
+
+
+def _class_model(cls: type) -> Model:
+    load, dump = _class_converters(cls, _fast)
+    explain_load, explain_dump = _class_converters(cls, converter)
     required, optional = _class_fields(cls)
-    return Model(spec=cls, type=cls, required=required, optional=optional, load=load, dump=dump)
+    return Model(
+        spec=cls,
+        type=cls,
+        required=required,
+        optional=optional,
+        load=load,
+        dump=dump,
+        explain_load=explain_load,
+        explain_dump=explain_dump,
+    )
 
 
-def _dict_model(spec: dict[str, Any], optional: dict[str, Any], name: str) -> Model:
-    typed = _typed_dict(name, spec, optional)
-    structure = converter.get_structure_hook(typed)
-    unstructure = converter.get_unstructure_hook(typed)
+def _dict_converters(typed: Any, conv: cattrs.Converter) -> tuple[Any, Any]:
+    structure = conv.get_structure_hook(typed)
+    unstructure = conv.get_unstructure_hook(typed)
 
     def load(data: Any) -> Any:
         if not isinstance(data, dict):
@@ -317,8 +346,22 @@ def _dict_model(spec: dict[str, Any], optional: dict[str, Any], name: str) -> Mo
     def dump(value: Any) -> Any:
         return unstructure(load(value))
 
+    return load, dump
+
+
+def _dict_model(spec: dict[str, Any], optional: dict[str, Any], name: str) -> Model:
+    typed = _typed_dict(name, spec, optional)
+    load, dump = _dict_converters(typed, _fast)
+    explain_load, explain_dump = _dict_converters(typed, converter)
     return Model(
-        spec=spec, type=typed, required=dict(spec), optional=dict(optional), load=load, dump=dump
+        spec=spec,
+        type=typed,
+        required=dict(spec),
+        optional=dict(optional),
+        load=load,
+        dump=dump,
+        explain_load=explain_load,
+        explain_dump=explain_dump,
     )
 
 

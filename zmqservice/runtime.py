@@ -76,6 +76,15 @@ def _nothing() -> None:
     pass
 
 
+def _reply_after_extra_frames(sock: zmq.Socket[bytes], reply: bytes, exc: zmq.ZMQError) -> None:
+    """A multipart request leaves REP unable to send (EFSM): drop its extra frames, reply."""
+    if exc.errno != zmq.EFSM:
+        raise exc
+    while sock.getsockopt(zmq.RCVMORE):
+        sock.recv()
+    sock.send(reply)
+
+
 class Runtime:
     """Owns the zmq context and sockets of one running app."""
 
@@ -208,14 +217,18 @@ class Runtime:
         """One in-connection: a blocking recv bounded by RCVTIMEO needs no poller at all."""
         replies, handle = entry
         sock.setsockopt(zmq.RCVTIMEO, POLL_MS)
-        stopping, recv, send, again = self.stopping, sock.recv, sock.send, zmq.Again
-        while not stopping.is_set():
+        stopped, recv, send, again = self.stopping.is_set, sock.recv, sock.send, zmq.Again
+        while not stopped():
             try:
                 frame = recv()
             except again:
                 continue
             if replies:
-                send(handle(frame))
+                reply = handle(frame)
+                try:
+                    send(reply)
+                except zmq.ZMQError as exc:
+                    _reply_after_extra_frames(sock, reply, exc)
             else:
                 handle(frame)
 
@@ -233,7 +246,11 @@ class Runtime:
                 while taken < DRAIN_LIMIT and sock.getsockopt(events) & pollin:
                     frame = sock.recv(noblock)
                     if replies:
-                        sock.send(handle(frame))
+                        reply = handle(frame)
+                        try:
+                            sock.send(reply)
+                        except zmq.ZMQError as exc:
+                            _reply_after_extra_frames(sock, reply, exc)
                     else:
                         handle(frame)
                     taken += 1
