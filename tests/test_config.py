@@ -431,3 +431,26 @@ def test_setup_addresses_returning_a_non_dict_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="setup_addresses must return"):
         resolve_addresses(app, None, {})
+
+
+def test_optional_str_keys_keep_env_strings() -> None:
+    assert parse_value("123", str | None) == "123"
+    assert parse_value("123", int) == 123
+
+
+def test_decimal_and_uuid_keys_parse_from_strings() -> None:
+    from decimal import Decimal
+    from uuid import UUID
+
+    assert parse_value("1.50", Decimal) == Decimal("1.50")
+    assert parse_value(str(UUID(int=3)), UUID) == UUID(int=3)
+    assert parse_value("not-a-number", Decimal) == "not-a-number"
+
+
+def test_config_file_markers_decode(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    app = App("testapp", config={"required": {"limit": Decimal}})
+    path = tmp_path / "config.json"
+    path.write_text('{"limit": {"__decimal__": true, "as_str": "2.5"}}')
+    assert build_config(app, str(path)) == {"limit": Decimal("2.5")}

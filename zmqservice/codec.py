@@ -46,7 +46,8 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot encode {type(obj).__name__} for the wire")
 
 
-def _object_hook(obj: dict[Any, Any]) -> Any:
+def marker_hook(obj: dict[Any, Any]) -> Any:
+    """Turn one decoded map that is a predecessor marker into its value (json/msgpack hook)."""
     # Only the exact two-key marker shapes: a user map that merely has a marker key stays a map.
     if len(obj) == 2:
         if "__decimal__" in obj and "as_str" in obj:
@@ -89,7 +90,7 @@ def decode(frame: bytes) -> Any:
     # Every marker key starts with "__": without those bytes the hook cannot fire, so skip
     # its per-map Python call.
     try:
-        hook = _object_hook if b"__" in frame else None
+        hook = marker_hook if b"__" in frame else None
         return msgpack.unpackb(frame, object_hook=hook, raw=False)
     except (ValueError, TypeError, KeyError, InvalidOperation, msgpack.UnpackException) as exc:
         raise DecodeError(f"not a msgpack message: {type(exc).__name__}: {exc}") from None

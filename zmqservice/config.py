@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import UnionType
+from typing import TYPE_CHECKING, Any, Union
+from uuid import UUID
 
 import attrs
 
+from .codec import marker_hook
 from .errors import ConfigError, ValidationError
 
 if TYPE_CHECKING:
@@ -36,7 +41,8 @@ def load_json(source: Mapping[str, Any] | str | Path | None, what: str) -> dict[
         return dict(source)
     path = Path(source)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        # Config and addresses files may carry the wire's Decimal/UUID/set markers too.
+        data = json.loads(path.read_text(encoding="utf-8"), object_hook=marker_hook)
     except OSError as exc:
         raise ConfigError(f"{what} file {str(path)!r}: {exc.strerror or exc}") from None
     except json.JSONDecodeError as exc:
@@ -46,10 +52,25 @@ def load_json(source: Mapping[str, Any] | str | Path | None, what: str) -> dict[
     return data
 
 
-def parse_value(raw: str, declared: Any) -> Any:
-    """Parse a string from the environment or command line: JSON unless the key is a str."""
+def _takes_str(declared: Any) -> bool:
     if declared is str:
+        return True
+    return typing.get_origin(declared) in (Union, UnionType) and str in typing.get_args(declared)
+
+
+def parse_value(raw: str, declared: Any) -> Any:
+    """Parse a string from the environment or command line.
+
+    A key declared `str` (or `str | None`) keeps the raw string; `Decimal` and `UUID` keys
+    parse it as one; anything else is parsed as JSON, falling back to the raw string.
+    """
+    if _takes_str(declared):
         return raw
+    if declared in (Decimal, UUID):
+        try:
+            return declared(raw)
+        except (ValueError, ArithmeticError):
+            return raw  # validation names the key and the expected type
     try:
         return json.loads(raw)
     except ValueError:
@@ -169,8 +190,12 @@ def resolve_addresses(
             raise ConfigError(f"addresses.{side}: expected 'in' or 'out' mapping names to kinds")
         for name in entries:
             conn = app.connections.get(name)
-            if conn is None or conn.side != side:
-                known = ", ".join(n for n, c in app.connections.items() if c.side == side)
+            if conn is None or conn.side != side or conn.kind == "external_target":
+                known = ", ".join(
+                    n
+                    for n, c in app.connections.items()
+                    if c.side == side and c.kind != "external_target"
+                )
                 raise ConfigError(
                     f"addresses.{side}.{name}: App {app.name!r} has no such {side}-connection "
                     f"(known: {known or 'none'})"

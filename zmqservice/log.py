@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import sys
 from contextvars import ContextVar
 from pathlib import Path
 
@@ -18,6 +19,7 @@ WORKFLOW_ID: ContextVar[str] = ContextVar("zmqservice_workflow_id", default="")
 
 LOGGER_NAME = "zmqservice"
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(workflow_id)s] %(message)s"
+CONSOLE_FORMAT = "%(asctime)s %(levelname)-8s %(message)s"
 
 
 class WorkflowIdFilter(logging.Filter):
@@ -60,7 +62,9 @@ def setup_logging(
     file_loglevel: str | int = "INFO",
     backup_count: int = 24,
 ) -> None:
-    """Install a rich console handler and, with `log_path`, an hourly rotating file handler.
+    """Install a console handler and, with `log_path`, an hourly rotating file handler.
+
+    The console handler is rich on a terminal and one plain line per record otherwise.
 
     Replaces the handlers installed by an earlier call, so calling it twice is safe.
 
@@ -77,13 +81,19 @@ def setup_logging(
         logger.removeHandler(handler)
         handler.close()
 
-    console = RichHandler(
-        console=Console(stderr=True),
-        show_path=False,
-        rich_tracebacks=False,
-        log_time_format="%H:%M:%S.%f",
-    )
-    console.setFormatter(logging.Formatter("%(message)s"))
+    console: logging.Handler
+    if sys.stderr.isatty():
+        console = RichHandler(
+            console=Console(stderr=True),
+            show_path=False,
+            rich_tracebacks=False,
+            log_time_format="%H:%M:%S.%f",
+        )
+        console.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        # Piped to a file or a log collector: one plain line per record, never wrapped.
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter(CONSOLE_FORMAT))
     console.setLevel(console_level)
     handlers: list[logging.Handler] = [console]
     if log_path is not None:
