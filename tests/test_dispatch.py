@@ -663,3 +663,19 @@ def test_predecessor_signal_handler_gets_everything_positionally() -> None:
 
     result = Dispatcher(app, "cfg", Recorder()).run_hook("on_sigint", signal.SIGINT, "frame")
     assert result == [signal.SIGINT, "frame", True, "cfg"]
+
+
+# -- requester replies ----------------------------------------------------------------------
+
+
+def test_requester_validates_the_reply_a_peer_sent() -> None:
+    app = make_app()
+    bad_reply = codec.encode_reply({"ok": "yes", "extra": 1}, "W_1")
+    dispatcher = Dispatcher(app, None, Recorder(reply=bad_reply))
+    with pytest.raises(ValidationError, match=r"out\.exchange \(requester\) reply"):
+        dispatcher.send("exchange", {"order_id": "A1"}, "W_1")
+
+
+def test_requester_returns_a_valid_reply_as_plain_data() -> None:
+    dispatcher = Dispatcher(make_app(), None, Recorder())
+    assert dispatcher.send("exchange", {"order_id": "A1"}, "W_1") == {"ok": True}

@@ -408,3 +408,14 @@ def test_field_type_looks_up_required_and_optional_fields() -> None:
         int,
         None,
     )
+
+
+def test_non_str_map_keys_are_refused_at_declaration() -> None:
+    @attrs.define
+    class Counts:
+        by_id: list[dict[int, str]]
+
+    with pytest.raises(TypeError, match="map keys must be str"):
+        make_model(Counts, name="counts")
+    with pytest.raises(TypeError, match="map keys must be str"):
+        make_model({"by_id": {int: str}}, name="counts")

@@ -176,13 +176,16 @@ class App:
                 return {"sum": args["a"] + args["b"]}
         """
 
+        args_model = make_model(args, optional_args, f"{name}_args")
+        returns_model = make_model(returns, optional_returns, f"{name}_returns")
+
         def decorator(fn: F) -> F:
             self.add_connection(
                 Connection(
                     name=name,
                     kind="replyer",
-                    args=make_model(args, optional_args, f"{name}_args"),
-                    returns=make_model(returns, optional_returns, f"{name}_returns"),
+                    args=args_model,
+                    returns=returns_model,
                     handler=fn,
                     bind=bind,
                     address=address,
@@ -211,12 +214,14 @@ class App:
                 LOG.info("price %s", args.price)
         """
 
+        args_model = make_model(args, optional_args, f"{name}_args")
+
         def decorator(fn: F) -> F:
             self.add_connection(
                 Connection(
                     name=name,
                     kind="subscriber",
-                    args=make_model(args, optional_args, f"{name}_args"),
+                    args=args_model,
                     handler=fn,
                     topic=topic,
                     bind=bind,
@@ -311,13 +316,16 @@ class App:
                 return {"rate": 1.0}
         """
 
+        args_model = make_model(args, optional_args, f"{name}_args")
+        returns_model = make_model(returns, optional_returns, f"{name}_returns")
+
         def register(fn: Callable[..., Any] | str) -> None:
             self.add_connection(
                 Connection(
                     name=name,
                     kind="external_target",
-                    args=make_model(args, optional_args, f"{name}_args"),
-                    returns=make_model(returns, optional_returns, f"{name}_returns"),
+                    args=args_model,
+                    returns=returns_model,
                     target=fn,
                 )
             )

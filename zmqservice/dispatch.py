@@ -249,12 +249,18 @@ class Dispatcher:
         dump, where = conn.args.dump, f"{conn.label} args"
         outbound = self.outbound
         if conn.kind == "requester":
+            assert conn.returns is not None
+            returns = conn.returns
+            check_reply = None if returns.is_any else returns.load
+            where_reply = f"{conn.label} reply"
 
             def request(args: Any, workflow_id: str) -> Any:
                 frame = codec.encode_request(dump(args, where), workflow_id)
                 return_args, error = codec.decode_reply(outbound.request(conn, frame))
                 if error is not None:
                     raise_for_error(error)
+                if check_reply is not None:
+                    check_reply(return_args, where_reply)  # a peer may not validate its reply
                 return return_args
 
             return request

@@ -25,7 +25,7 @@ from cattrs.cols import (
 )
 from cattrs.strategies import configure_union_passthrough
 from cattrs.v import format_exception, transform_error
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import NotRequired, TypedDict, is_typeddict
 
 from .errors import ValidationError
 from .fastpath import fast_dump, fast_load
@@ -111,6 +111,33 @@ def _guarded(
         return hook
 
     return factory
+
+
+def check_map_keys(type_: Any, seen: set[int] | None = None) -> None:
+    """Refuse maps with non-str keys when a model is declared, not when a message fails.
+
+    msgpack peers (the predecessor too) decode only str map keys: other keys would let a
+    peer build maps of colliding int hashes, so the wire never carries them.
+
+    Raises:
+        TypeError: naming the offending type.
+    """
+    seen = set() if seen is None else seen
+    if id(type_) in seen:
+        return
+    seen.add(id(type_))
+    args = typing.get_args(type_)
+    if _origin(type_) in _DICTS and args and args[0] not in (str, Any):
+        raise TypeError(f"{type_!r}: map keys must be str on the wire (msgpack rejects others)")
+    for arg in args:
+        check_map_keys(arg, seen)
+    is_class = isinstance(type_, type) and (attrs.has(type_) or dataclasses.is_dataclass(type_))
+    if is_class or is_typeddict(type_):
+        hints = typing.get_type_hints(type_)
+    else:
+        return
+    for hint in hints.values():
+        check_map_keys(hint, seen)
 
 
 def _set_factory(type_: Any, conv: cattrs.Converter) -> Any:
@@ -381,11 +408,20 @@ def make_model(
     if isinstance(spec, type) and (attrs.has(spec) or dataclasses.is_dataclass(spec)):
         if optional:
             raise TypeError(f"{name}: optional fields go on the class itself, not optional_*")
+        try:
+            check_map_keys(spec)
+        except TypeError as exc:
+            raise TypeError(f"{name}: {exc}") from None
         return _class_model(spec)
     if spec is None and not optional:
         return ANY
     if spec is None or isinstance(spec, dict):
-        return _dict_model(dict(spec or {}), dict(optional or {}), name)
+        model = _dict_model(dict(spec or {}), dict(optional or {}), name)
+        try:
+            check_map_keys(model.type)
+        except TypeError as exc:
+            raise TypeError(f"{name}: {exc}") from None
+        return model
     raise TypeError(
         f"{name}: a model must be None, an attrs class, a dataclass or a dict, got {spec!r}"
     )
