@@ -93,12 +93,15 @@ class App:
     Args:
         name: used in logs, as the environment-variable prefix (``ORDERS_``) and in routes.
         config: an attrs class, a dataclass or ``{"required": {...}, "optional": {...}}``.
+        describe: answer the built-in describe request on every replyer (names, kinds and
+            schemas of the connections), as ``zmqservice describe ENDPOINT`` sends it.
     """
 
-    def __init__(self, name: str, config: ModelSpec = None) -> None:
+    def __init__(self, name: str, config: ModelSpec = None, *, describe: bool = True) -> None:
         if not name or not isinstance(name, str):
             raise TypeError("App name must be a non-empty string")
         self.name = name
+        self.describe = describe
         self.connections: dict[str, Connection] = {}
         self.hooks: dict[str, Callable[..., Any]] = {}
         self.config_spec = config

@@ -114,6 +114,19 @@ def encode_request(args: Any, workflow_id: str) -> bytes:
     return encode({"args": args, "workflow_id": workflow_id})
 
 
+DESCRIBE_KEY = "_describe"
+"""Envelope key of the built-in describe request:
+``{"args": None, "workflow_id": ..., "_describe": True}``."""
+
+
+class DescribeRequest(Exception):  # a control signal, not an error
+    """Raised by `decode_request` for the built-in describe request, which has no handler."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(workflow_id)
+        self.workflow_id = workflow_id
+
+
 def decode_request(frame: bytes) -> tuple[Any, str]:
     """Unpack a request envelope into `(args, workflow_id)`.
 
@@ -129,6 +142,8 @@ def decode_request(frame: bytes) -> tuple[Any, str]:
     workflow_id = envelope.get("workflow_id")
     if type(workflow_id) is not str:
         workflow_id = _workflow_id(envelope)
+    if DESCRIBE_KEY in envelope:
+        raise DescribeRequest(workflow_id)
     return envelope["args"], workflow_id
 
 

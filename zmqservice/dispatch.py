@@ -142,6 +142,7 @@ class Dispatcher:
         self.config = config
         self.outbound = outbound
         self._senders: dict[str, Callable[[Any, str], Any]] = {}
+        self._description: Any = None
         for conn in app.connections.values():
             if conn.side == "out":
                 self._senders[conn.name] = self._make_sender(conn)
@@ -167,6 +168,8 @@ class Dispatcher:
             except DecodeError as exc:
                 LOG.warning("%s: rejected a message: %s", label, exc)
                 return encode_error("DecodeError", str(exc), "")
+            except codec.DescribeRequest as request:
+                return self._describe_reply(request.workflow_id)
             workflow_id = workflow_id or new_workflow_id()
             token = WORKFLOW_ID.set(workflow_id)
             try:
@@ -231,6 +234,17 @@ class Dispatcher:
             return None
 
         return receive
+
+    def _describe_reply(self, workflow_id: str) -> bytes:
+        """Answer the built-in describe request: the app's connections and their schemas."""
+        if not self.app.describe:
+            message = f"App {self.app.name!r} does not answer describe requests (describe=False)"
+            return codec.encode_error("DecodeError", message, workflow_id)
+        if self._description is None:
+            from .describe import describe_app
+
+            self._description = describe_app(self.app)
+        return codec.encode_reply(self._description, workflow_id)
 
     # -- outbound ---------------------------------------------------------------------------
 
