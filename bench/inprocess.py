@@ -52,7 +52,7 @@ def client_app() -> App:
 class CannedOutbound:
     """An `Outbound` with no socket: every request gets the same reply frame."""
 
-    def request(self, conn: Any, frame: bytes) -> bytes:
+    def request(self, conn: Any, frame: bytes, *options: Any) -> bytes:
         return REPLY_FRAME
 
     def publish(self, conn: Any, frame: bytes) -> None:
@@ -76,7 +76,7 @@ def dispatch_cases() -> dict[str, Callable[[], Any]]:
     replier = sdisp.replier(server.connections["quote"])
     receiver = sdisp.receiver(server.connections["ticks"])
     client = client_app()
-    to_send = Dispatcher(client, {}, CannedOutbound()).root_sender()
+    to_send = Dispatcher(client, {}, CannedOutbound()).root_sender
     quote = Quote(**QUOTE)  # type: ignore[arg-type]
     if msgpack.unpackb(replier(REQUEST_FRAME))["return_args"] != ACK:
         raise RuntimeError("replier reply differs from ACK")

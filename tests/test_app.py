@@ -375,3 +375,12 @@ def test_repr_names_the_app_and_counts_connections() -> None:
     app = App("demo")
     app.publisher("events")
     assert repr(app) == "<App 'demo' with 1 connections>"
+
+
+def test_import_string_without_colon_walks_nested_attributes() -> None:
+    import json.decoder
+
+    from zmqservice.loading import import_string
+
+    found = import_string("json.decoder.JSONDecoder.decode")
+    assert found is json.decoder.JSONDecoder.decode

@@ -40,7 +40,7 @@ class Recorder:
         self.frames: list[tuple[str, bytes]] = []
         self.reply = reply
 
-    def request(self, conn: Connection, frame: bytes) -> bytes:
+    def request(self, conn: Connection, frame: bytes, *options: Any) -> bytes:
         self.frames.append((conn.name, frame))
         _, workflow_id = codec.decode_request(frame)
         return self.reply or codec.encode_reply({"ok": True}, workflow_id)
@@ -281,15 +281,37 @@ def test_main_numbers_its_calls_from_one_fresh_uuid() -> None:
     assert (first, second) == (f"{root}_1", f"{root}_2")
 
 
-def test_each_hook_run_takes_its_own_workflow_id() -> None:
+def test_hooks_share_one_root_workflow_id_per_run() -> None:
+    # DESIGN 4: where no id came in, the run takes one fresh id X and numbers its calls.
     app, outbound = sending_app(), Recorder()
     dispatcher = Dispatcher(app, None, outbound)
     dispatcher.run_hook("init")
     dispatcher.run_hook("init")
     first, second = outbound.workflow_ids()
-    assert first.endswith("_1")
-    assert second.endswith("_1")
-    assert first != second
+    root = dispatcher.root_sender.workflow_id
+    assert (first, second) == (f"{root}_1", f"{root}_2")
+    uuid.UUID(root)
+
+
+def test_root_sender_numbers_calls_from_many_threads_without_duplicates() -> None:
+    import threading
+
+    app, outbound = sending_app(), Recorder()
+    dispatcher = Dispatcher(app, None, outbound)
+    send = dispatcher.root_sender
+
+    def work() -> None:
+        for _ in range(200):
+            send("exchange", {"order_id": "A1"})
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    ids = outbound.workflow_ids()
+    assert len(ids) == 800
+    assert len(set(ids)) == 800
 
 
 def test_workflow_id_is_set_while_the_handler_runs_and_reset_after() -> None:
@@ -483,14 +505,11 @@ def test_subscriber_keeps_receiving_after_errors() -> None:
 
 def test_published_frame_is_the_topic_then_the_envelope() -> None:
     app, outbound = make_app(), Recorder()
-    Dispatcher(app, None, outbound).send("order_events", {"order_id": "A", "event": "x"}, "W_1")
-    assert outbound.frames == [
-        (
-            "order_events",
-            packb("orders")
-            + packb({"args": {"order_id": "A", "event": "x"}, "workflow_id": "W_1"}),
-        )
-    ]
+    dispatcher = Dispatcher(app, None, outbound)
+    dispatcher.send("order_events", {"order_id": "A", "event": "x"}, "W_1")
+    pub = dispatcher.publisher_ids["order_events"]  # numbered: see docs/reliability.md
+    envelope = {"args": {"order_id": "A", "event": "x"}, "workflow_id": "W_1", "seq": 1, "pub": pub}
+    assert outbound.frames == [("order_events", packb("orders") + packb(envelope))]
 
 
 def test_request_returns_the_decoded_return_args() -> None:
@@ -679,3 +698,19 @@ def test_requester_validates_the_reply_a_peer_sent() -> None:
 def test_requester_returns_a_valid_reply_as_plain_data() -> None:
     dispatcher = Dispatcher(make_app(), None, Recorder())
     assert dispatcher.send("exchange", {"order_id": "A1"}, "W_1") == {"ok": True}
+
+
+def test_a_subscriber_drops_a_describe_envelope_instead_of_stopping() -> None:
+    app = App("demo")
+    calls: list[Any] = []
+
+    @app.subscriber("ticks")
+    def ticks(args: Any) -> None:
+        calls.append(args)
+
+    receive = Dispatcher(app, None, Recorder()).receiver(app.connections["ticks"])
+    error = receive(packb({"args": 1, "workflow_id": "w", "_describe": True}))
+    assert isinstance(error, DecodeError)
+    assert calls == []
+    assert receive(packb({"args": 2, "workflow_id": "w"})) is None
+    assert calls == [2]

@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import enum
 from decimal import Decimal
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 from uuid import UUID
 
 import attrs
@@ -419,3 +419,36 @@ def test_non_str_map_keys_are_refused_at_declaration() -> None:
         make_model(Counts, name="counts")
     with pytest.raises(TypeError, match="map keys must be str"):
         make_model({"by_id": {int: str}}, name="counts")
+
+
+def test_names_with_dashes_build_dict_models() -> None:
+    model = make_model({"qty": int}, {"note": str}, name="order-desk place-order args")
+    assert model.load({"qty": 1}, "t") == {"qty": 1}
+
+
+@pytest.mark.parametrize(
+    ("spec", "good", "bad"),
+    [({str: int}, {"a": 1}, {"a": "1"}), ([int], [1, 2], [1, "2"]), ((int, str), [1, "a"], [1])],
+    ids=["map", "list", "tuple"],
+)
+def test_whole_model_shorthands_validate(spec: Any, good: Any, bad: Any) -> None:
+    model = make_model(spec, name="shorthand")
+    assert model.load(good, "t") == (tuple(good) if isinstance(spec, tuple) else good)
+    with pytest.raises(ValidationError, match=r"^t: "):
+        model.load(bad, "t")
+
+
+def test_literal_errors_list_the_allowed_values() -> None:
+    model = make_model({"side": Literal["buy", "sell"]}, name="order")
+    with pytest.raises(ValidationError, match=r"expected one of 'buy', 'sell' @ \$\.side"):
+        model.load({"side": "hold"}, "order args")
+
+
+def test_private_attrs_fields_are_named_as_on_the_wire() -> None:
+    @attrs.define
+    class Private:
+        _secret: int
+
+    model = make_model(Private, name="p")
+    assert model.required == {"_secret": int}
+    assert model.load({"_secret": 1}, "t") == Private(1)

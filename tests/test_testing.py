@@ -372,3 +372,16 @@ def test_clients_of_one_app_do_not_share_stubs_or_sent() -> None:
 def test_test_client_does_not_start_the_app(client: TestClient) -> None:
     client.app.publisher("late")
     assert "late" in client.app.connections
+
+
+def test_unstubbed_external_targets_run_and_are_recorded() -> None:
+    app = App("shop")
+    app.external_target("double", lambda n: {"n": n * 2}, args={"n": int}, returns={"n": int})
+
+    @app.replyer("run")
+    def run(args: Any, to_send: Any) -> Any:
+        return to_send("double", {"n": args})
+
+    client = app.test_client()
+    assert client.request("run", 4) == {"n": 8}
+    assert client.sent["double"] == [{"n": 4}]

@@ -24,6 +24,8 @@ Kind = Literal["replyer", "subscriber", "requester", "publisher", "external_targ
 INBOUND: tuple[Kind, ...] = ("replyer", "subscriber")
 HOOKS = ("main", "init", "setup_config", "setup_addresses", "on_sigint", "on_sigterm")
 DEFAULT_HWM = 100_000
+DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
+"""Bytes an inbound message may have before it is refused unread (1 MiB); see reliability.md."""
 
 
 @attrs.define(frozen=True)
@@ -43,6 +45,8 @@ class Connection:
     timeout: float | None = None
     retries: int = 0
     address: str | None = None
+    max_message_size: int | None = None
+    """Inbound connections: the byte limit; None means the app's ``max_message_size``."""
 
     @property
     def side(self) -> Literal["in", "out"]:
@@ -84,24 +88,38 @@ class App:
     """A service: its connections, hooks and config model.
 
     Example:
+        ```python
         app = App("orders")
 
         @app.replyer("cancel_order", args=CancelOrder, returns=Cancelled)
         def cancel_order(args, to_send):
             return Cancelled(order_id=args.order_id, ok=True)
+        ```
 
     Args:
         name: used in logs, as the environment-variable prefix (``ORDERS_``) and in routes.
         config: an attrs class, a dataclass or ``{"required": {...}, "optional": {...}}``.
         describe: answer the built-in describe request on every replyer (names, kinds and
             schemas of the connections), as ``zmqservice describe ENDPOINT`` sends it.
+        max_message_size: the default byte limit of inbound messages (1 MiB): a replyer
+            answers a bigger request with a ``DecodeError`` reply without reading it, a
+            subscriber drops it, and a peer sending over 16 times as much is disconnected.
+            None: no limit. ``@app.replyer`` / ``@app.subscriber`` may set their own.
     """
 
-    def __init__(self, name: str, config: ModelSpec = None, *, describe: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: ModelSpec = None,
+        *,
+        describe: bool = True,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
         if not name or not isinstance(name, str):
             raise TypeError("App name must be a non-empty string")
         self.name = name
         self.describe = describe
+        self.max_message_size = _check_size(max_message_size, f"App {name!r}")
         self.connections: dict[str, Connection] = {}
         self.hooks: dict[str, Callable[..., Any]] = {}
         self.config_spec = config
@@ -121,8 +139,10 @@ class App:
         become connections and hooks; its handlers keep their ``fn(args, to_send, config)`` form.
 
         Example:
+            ```python
             import old_service
             app = App.from_module(old_service)
+            ```
         """
         from .predecessor import app_from_module
 
@@ -170,17 +190,24 @@ class App:
         optional_returns: dict[str, Any] | None = None,
         bind: bool = True,
         address: str | None = None,
+        max_message_size: int | None = None,
     ) -> Callable[[F], F]:
         """Answer requests on `name` (a REP socket, bound unless ``bind=False``).
 
+        A request over `max_message_size` bytes (default: the app's) gets a ``DecodeError``
+        reply and never reaches the handler.
+
         Example:
+            ```python
             @app.replyer("add", args={"a": int, "b": int}, returns={"sum": int})
             def add(args):
                 return {"sum": args["a"] + args["b"]}
+            ```
         """
 
         args_model = make_model(args, optional_args, f"{name}_args")
         returns_model = make_model(returns, optional_returns, f"{name}_returns")
+        limit = _check_size(max_message_size, f"replyer {name!r}")
 
         def decorator(fn: F) -> F:
             self.add_connection(
@@ -192,6 +219,7 @@ class App:
                     handler=fn,
                     bind=bind,
                     address=address,
+                    max_message_size=limit,
                 )
             )
             return fn
@@ -208,16 +236,23 @@ class App:
         bind: bool = False,
         hwm: int = DEFAULT_HWM,
         address: str | None = None,
+        max_message_size: int | None = None,
     ) -> Callable[[F], F]:
         """Handle published messages on `name` (a SUB socket, connecting unless ``bind=True``).
 
+        A message over `max_message_size` bytes (default: the app's) is dropped unread.
+        Counters (received, missed ...) are in ``app.stats[name]``.
+
         Example:
+            ```python
             @app.subscriber("prices", args=Price, topic="BTC")
             def on_price(args, to_send):
                 LOG.info("price %s", args.price)
+            ```
         """
 
         args_model = make_model(args, optional_args, f"{name}_args")
+        limit = _check_size(max_message_size, f"subscriber {name!r}")
 
         def decorator(fn: F) -> F:
             self.add_connection(
@@ -230,6 +265,7 @@ class App:
                     bind=bind,
                     hwm=hwm,
                     address=address,
+                    max_message_size=limit,
                 )
             )
             return fn
@@ -251,7 +287,9 @@ class App:
         """Declare an outbound request connection; ``to_send(name, args)`` returns the reply.
 
         Example:
+            ```python
             app.requester("place_order", args=Order, returns=Ack, timeout=2.0)
+            ```
         """
         if timeout is not None and timeout <= 0:
             raise ValueError(f"requester {name!r}: timeout must be > 0 seconds, got {timeout}")
@@ -283,7 +321,9 @@ class App:
         """Declare an outbound PUB connection (binds; connects to a forwarder if ``xpub=True``).
 
         Example:
+            ```python
             app.publisher("fills", args={"order_id": str, "qty": int}, topic="fills")
+            ```
         """
         self.add_connection(
             Connection(
@@ -314,9 +354,11 @@ class App:
         this is a decorator for the function to call.
 
         Example:
+            ```python
             @app.external_target("fetch_rate", args={"pair": str}, returns={"rate": float})
             def fetch_rate(pair):
                 return {"rate": 1.0}
+            ```
         """
 
         args_model = make_model(args, optional_args, f"{name}_args")
@@ -347,9 +389,11 @@ class App:
         """Run `fn(to_send, config)` as the whole program in main mode.
 
         Example:
+            ```python
             @app.main
             def main(to_send, config):
                 to_send("prices", {"symbol": "BTC", "price": 1.5})
+            ```
         """
         self.add_hook("main", fn)
         return fn
@@ -396,12 +440,24 @@ class App:
 
     # -- running ----------------------------------------------------------------------------
 
-    def send(self, name: str, args: Any) -> Any:
-        """Send on an out-connection from anywhere in a running app (same as `to_send`)."""
+    def send(self, name: str, args: Any, **options: Any) -> Any:
+        """Send on an out-connection from anywhere in a running app (same as `to_send`).
+
+        Requesters take ``timeout=`` (seconds, or None to wait for ever) and ``retries=``
+        for this one call, as `to_send` does.
+        """
         sender = getattr(self, "_sender", None)
         if sender is None:
             raise RuntimeError(f"App {self.name!r} is not running: app.send needs app.run()")
-        return sender(name, args)
+        return sender(name, args, **options)
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Subscriber name -> its `SubscriberStats` (received, missed ...), while running."""
+        runtime = getattr(self, "_runtime", None)
+        if runtime is None:
+            return {}
+        return dict(runtime.dispatcher.stats)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until `run()` has opened every socket and run `@app.init`; False on timeout.
@@ -420,12 +476,14 @@ class App:
     def endpoints(self) -> dict[str, str]:
         """Connection name -> the endpoint its socket bound or connected to, while running.
 
-        A ``tcp://127.0.0.1:0`` address shows the port the OS picked.
+        A ``tcp://127.0.0.1:0`` address shows the port the OS picked; requesters show the
+        endpoint they connect to.
         """
         runtime = getattr(self, "_runtime", None)
         if runtime is None:
             return {}
-        return {**runtime.outbound.bound, **runtime.bound}
+        urls = {name: endpoint.url for name, endpoint in runtime.endpoints.items()}
+        return {**urls, **runtime.outbound.bound, **runtime.bound}
 
     def run(
         self,
@@ -457,9 +515,11 @@ class App:
         """Return an in-process client over the same dispatch core: no sockets.
 
         Example:
+            ```python
             client = app.test_client(config={"symbol": "BTC"})
             client.stub("exchange", {"ok": True})
             assert client.request("cancel_order", {"order_id": "A1"})["ok"]
+            ```
         """
         from .testing import TestClient
 
@@ -476,6 +536,12 @@ def _make_config_model(config: ModelSpec, name: str) -> Model:
             )
         return make_model(config.get("required", {}), config.get("optional", {}), f"{name}_config")
     return make_model(config, None, f"{name}_config")
+
+
+def _check_size(limit: int | None, where: str) -> int | None:
+    if limit is not None and (type(limit) is not int or limit <= 0):
+        raise ValueError(f"{where}: max_message_size must be a positive int or None, got {limit!r}")
+    return limit
 
 
 def _qualname(fn: Any) -> str:

@@ -23,13 +23,16 @@ from .errors import DecodeError
 
 __all__ = [
     "decode",
+    "decode_publication",
     "decode_published",
     "decode_reply",
     "decode_request",
     "encode",
     "encode_error",
+    "encode_published",
     "encode_reply",
     "encode_request",
+    "is_reply_to",
     "topic_prefix",
 ]
 
@@ -119,8 +122,11 @@ DESCRIBE_KEY = "_describe"
 ``{"args": None, "workflow_id": ..., "_describe": True}``."""
 
 
-class DescribeRequest(Exception):  # a control signal, not an error
-    """Raised by `decode_request` for the built-in describe request, which has no handler."""
+class DescribeRequest(DecodeError):
+    """Raised by `decode_request` for the built-in describe request, which has no handler.
+
+    Replyers answer it; everywhere else (subscribers, tools) it is just an invalid message.
+    """
 
     def __init__(self, workflow_id: str) -> None:
         super().__init__(workflow_id)
@@ -188,24 +194,88 @@ def topic_prefix(topic: str) -> bytes:
     return encode(topic) if topic else b""
 
 
-def decode_published(frame: bytes, prefix: bytes) -> tuple[Any, str]:
-    """Unpack a pub/sub frame into `(args, workflow_id)`.
+def encode_published(args: Any, workflow_id: str, pub: str, seq: int) -> bytes:
+    """Pack a pub/sub envelope: the request envelope plus the publisher's id and a number.
 
-    With a `prefix` (the subscriber's topic) it is stripped; with none, a leading topic
-    string the publisher added is skipped, so an unfiltered subscriber hears every topic.
+    `pub` is random per publisher socket, `seq` counts 1, 2, 3 ... on it, so a subscriber
+    can count the messages it missed. Peers that do not know the keys ignore them.
     """
-    if prefix:
-        if frame.startswith(prefix):
-            return decode_request(frame[len(prefix) :])
-        raise DecodeError("published frame does not start with the subscribed topic")
+    return encode({"args": args, "workflow_id": workflow_id, "seq": seq, "pub": pub})
+
+
+def _skip_topic(frame: bytes) -> Any:
+    """Decode a frame for a subscriber without a topic: a leading topic string is skipped."""
     try:
-        return decode_request(frame)
+        return decode(frame)
     except DecodeError:
         try:
             msgpack.unpackb(frame, raw=False)
         except msgpack.ExtraData as extra:
             if isinstance(extra.unpacked, str):
-                return decode_request(extra.extra)
+                return decode(extra.extra)
         except Exception:
             pass
         raise
+
+
+def decode_publication(frame: bytes, prefix: bytes) -> tuple[Any, str, Any, Any]:
+    """Unpack a pub/sub frame into `(args, workflow_id, pub, seq)`.
+
+    `pub` and `seq` are what the publisher put there (None from a publisher that does not
+    number its messages, such as the predecessor); the caller checks their types.
+    With a `prefix` (the subscriber's topic) it is stripped; with none, a leading topic
+    string the publisher added is skipped, so an unfiltered subscriber hears every topic.
+
+    Raises:
+        DecodeError: bad bytes, another topic, or not a ``{"args": ...}`` map.
+    """
+    if prefix:
+        if not frame.startswith(prefix):
+            raise DecodeError("published frame does not start with the subscribed topic")
+        envelope = decode(frame[len(prefix) :])
+    else:
+        envelope = _skip_topic(frame)
+    if type(envelope) is not dict or "args" not in envelope:
+        raise DecodeError(
+            'not a published envelope: expected a map with "args" and "workflow_id", '
+            f"got {type(envelope).__name__}"
+        )
+    workflow_id = envelope.get("workflow_id")
+    if type(workflow_id) is not str:
+        workflow_id = _workflow_id(envelope)
+    if DESCRIBE_KEY in envelope:
+        raise DescribeRequest(workflow_id)
+    return envelope["args"], workflow_id, envelope.get("pub"), envelope.get("seq")
+
+
+def decode_published(frame: bytes, prefix: bytes) -> tuple[Any, str]:
+    """Unpack a pub/sub frame into `(args, workflow_id)`; see `decode_publication`."""
+    args, workflow_id, _, _ = decode_publication(frame, prefix)
+    return args, workflow_id
+
+
+_WORKFLOW_ID_KEY = b"\xabworkflow_id"  # packb("workflow_id")
+
+
+def is_reply_to(frame: bytes, workflow_id: str) -> bool:
+    """Whether a reply frame answers the request sent with `workflow_id`.
+
+    True when the reply echoes that id; also when it carries none or an empty one (a peer
+    that does not echo ids, or an error reply to a request the peer could not read, such as
+    one over its size limit) and when it cannot be decoded at all, so the caller gets the
+    `DecodeError`. False only for a reply that names another request: a stale or misrouted
+    one, which a requester discards.
+    """
+    # Our replies and the predecessor's end with the workflow_id entry: check the bytes.
+    if frame.endswith(_WORKFLOW_ID_KEY + encode(workflow_id)):
+        return True
+    try:
+        envelope = decode(frame)
+    except DecodeError:
+        return True
+    if type(envelope) is not dict:
+        return True
+    echoed = envelope.get("workflow_id")
+    if echoed is None or echoed == "":
+        return True
+    return (str(echoed) if isinstance(echoed, UUID) else echoed) == workflow_id

@@ -3,11 +3,14 @@
 Config, later wins: model defaults < config file/dict < ``<NAME>_<KEY>`` environment
 variables < extra CLI arguments, then ``@app.setup_config``, then validation.
 Addresses: the predecessor's ``{"in": {name: {kind: address}}, "out": {...}}`` over the
-decorators' ``address=`` defaults, then ``@app.setup_addresses``.
+decorators' ``address=`` defaults, then ``@app.setup_addresses``. An entry may add
+``"curve": {...}`` key files next to its kind, and the file a top-level ``"curve"`` default
+(see docs/security.md); key files are loaded and checked here, before any socket opens.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import typing
@@ -25,6 +28,7 @@ from .errors import ConfigError, ValidationError
 
 if TYPE_CHECKING:
     from .app import App, Connection
+    from .security import CurveKeys
 
 __all__ = ["Endpoint", "build_config", "load_json", "parse_value", "resolve_addresses"]
 
@@ -78,15 +82,20 @@ def parse_value(raw: str, declared: Any) -> Any:
 
 
 def _defaults(app: App) -> dict[str, Any]:
+    """Plain default values of a class config model, so `setup_config` sees them."""
     model_type = app.config.type
-    if model_type is None or not attrs.has(model_type):
-        return {}  # dataclass and dict defaults are applied by structuring itself
     out: dict[str, Any] = {}
-    for field in attrs.fields(model_type):
-        if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
-            continue
-        if field.default is not attrs.NOTHING:
-            out[field.alias or field.name] = field.default
+    if model_type is not None and attrs.has(model_type):
+        for field in attrs.fields(model_type):
+            if field.default is not attrs.NOTHING and not isinstance(
+                field.default,
+                attrs.Factory,  # type: ignore[arg-type]
+            ):
+                out[field.name] = field.default
+    elif model_type is not None and dataclasses.is_dataclass(model_type):
+        for dc_field in dataclasses.fields(model_type):
+            if dc_field.default is not dataclasses.MISSING:
+                out[dc_field.name] = dc_field.default
     return out
 
 
@@ -144,10 +153,11 @@ def _config_message(message: str) -> str:
 
 @attrs.define(frozen=True)
 class Endpoint:
-    """Where one connection's socket binds or connects."""
+    """Where one connection's socket binds or connects, and its CURVE keys if secured."""
 
     url: str
     bind: bool
+    curve: CurveKeys | None = None
 
 
 def _endpoint(conn: Connection, value: Any, key: str) -> Endpoint:
@@ -186,6 +196,8 @@ def resolve_addresses(
                 raise ConfigError("setup_addresses must return an addresses dict")
             given = dict(changed)
     for side, entries in given.items():
+        if side == "curve":
+            continue
         if side not in ("in", "out") or not isinstance(entries, Mapping):
             raise ConfigError(f"addresses.{side}: expected 'in' or 'out' mapping names to kinds")
         for name in entries:
@@ -200,6 +212,10 @@ def resolve_addresses(
                     f"addresses.{side}.{name}: App {app.name!r} has no such {side}-connection "
                     f"(known: {known or 'none'})"
                 )
+    from . import security
+
+    curve_default = security.check_default(given.get("curve"))
+    base = Path(addresses).parent if isinstance(addresses, (str, Path)) else Path()
     endpoints: dict[str, Endpoint] = {}
     for conn in app.connections.values():
         if conn.kind == "external_target":
@@ -207,13 +223,31 @@ def resolve_addresses(
         key = f"addresses.{conn.side}.{conn.name}.{conn.kind}"
         entry = given.get(conn.side, {}).get(conn.name)
         value: Any = conn.address
+        curve: Any = security.MISSING
         if entry is not None:
             if not isinstance(entry, Mapping) or conn.kind not in entry:
                 raise ConfigError(f"{key}: missing (the inner key is the connection kind)")
+            unknown = [k for k in entry if k not in (conn.kind, "curve")]
+            if unknown:
+                raise ConfigError(
+                    f"addresses.{conn.side}.{conn.name}.{unknown[0]}: unknown key; an entry "
+                    f"holds its kind ({conn.kind!r}) and optionally 'curve'"
+                )
             value = entry[conn.kind]
+            curve = entry.get("curve", security.MISSING)
         if value is None:
             raise ConfigError(
                 f"{key}: no address for {conn.label}; give address= or an addresses file"
             )
-        endpoints[conn.name] = _endpoint(conn, value, key)
+        endpoint = _endpoint(conn, value, key)
+        keys = security.load_curve(
+            curve,
+            curve_default,
+            bind=endpoint.bind,
+            url=endpoint.url,
+            domain=f"{conn.side}.{conn.name}",
+            key=f"addresses.{conn.side}.{conn.name}.curve",
+            base=base,
+        )
+        endpoints[conn.name] = attrs.evolve(endpoint, curve=keys) if keys else endpoint
     return endpoints

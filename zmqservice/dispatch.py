@@ -9,7 +9,12 @@ decodes, validates, calls and encodes.
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
+import secrets
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,6 +22,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import codec
 from .errors import ConfigError, DecodeError, RemoteError, RemoteValidationError, ValidationError
 from .log import WORKFLOW_ID
+from .reliability import (
+    DEFAULT,
+    Default,
+    SubscriberStats,
+    message_limit,
+    request_options,
+    too_large,
+)
 
 if TYPE_CHECKING:
     from .app import App, Connection
@@ -25,6 +38,8 @@ __all__ = ["Dispatcher", "Outbound", "ToSend", "new_workflow_id"]
 
 LOG = logging.getLogger("zmqservice.dispatch")
 INJECTED = ("to_send", "config", "signum", "frame")
+NO_SEQ = -(1 << 64)
+"""Below any msgpack int: the "last number seen" of a publisher not seen yet."""
 
 Invoke = Callable[[Any, Callable[[], "ToSend"], Any], Any]
 
@@ -32,8 +47,19 @@ Invoke = Callable[[Any, Callable[[], "ToSend"], Any], Any]
 class Outbound(Protocol):
     """Where `to_send` frames go: sockets, test stubs or in-process services."""
 
-    def request(self, conn: Connection, frame: bytes) -> bytes:
-        """Deliver a request frame and return the reply frame."""
+    def request(
+        self,
+        conn: Connection,
+        frame: bytes,
+        workflow_id: str = "",
+        timeout: float | Default | None = DEFAULT,
+        retries: int | Default = DEFAULT,
+    ) -> bytes:
+        """Deliver a request frame and return the reply frame that answers it.
+
+        `workflow_id` is the request's (a transport that can see stale replies discards
+        those naming another id); `timeout` and `retries` default to the connection's.
+        """
 
     def publish(self, conn: Connection, frame: bytes) -> None:
         """Deliver a published frame (topic prefix included)."""
@@ -47,20 +73,29 @@ def new_workflow_id() -> str:
 class ToSend:
     """The `to_send(name, args)` handed to handlers; numbers onward calls X_1, X_2, ..."""
 
-    __slots__ = ("_count", "_dispatcher", "_senders", "workflow_id")
+    __slots__ = ("_counter", "_dispatcher", "_senders", "workflow_id")
 
     def __init__(self, dispatcher: Dispatcher, workflow_id: str) -> None:
         self._dispatcher = dispatcher
         self._senders = dispatcher._senders
         self.workflow_id = workflow_id
-        self._count = 0
+        self._counter = itertools.count(1)  # next() is atomic: threads get distinct ids
 
-    def __call__(self, name: str, args: Any) -> Any:
-        self._count += 1
+    def __call__(
+        self,
+        name: str,
+        args: Any,
+        *,
+        timeout: float | Default | None = DEFAULT,
+        retries: int | Default = DEFAULT,
+    ) -> Any:
         sender = self._senders.get(name)
         if sender is None:
             return self._dispatcher.send(name, args, "")  # raises, naming the connection
-        return sender(args, f"{self.workflow_id}_{self._count}")
+        workflow_id = f"{self.workflow_id}_{next(self._counter)}"
+        if timeout is DEFAULT and retries is DEFAULT:
+            return sender(args, workflow_id)
+        return self._dispatcher.send(name, args, workflow_id, timeout=timeout, retries=retries)
 
 
 def _call_plan(fn: Callable[..., Any], leading: tuple[str, ...]) -> tuple[bool, set[str], bool]:
@@ -142,7 +177,13 @@ class Dispatcher:
         self.config = config
         self.outbound = outbound
         self._senders: dict[str, Callable[[Any, str], Any]] = {}
+        self._requesters: dict[str, Callable[[Any, str, float | None, int], Any]] = {}
         self._description: Any = None
+        self.stats: dict[str, SubscriberStats] = {}
+        """Subscriber name -> its counters (messages received, missed ...)."""
+        self.publisher_ids: dict[str, str] = {}
+        """Publisher name -> the random ``pub`` id its messages carry in this run."""
+        self._root: ToSend | None = None
         for conn in app.connections.values():
             if conn.side == "out":
                 self._senders[conn.name] = self._make_sender(conn)
@@ -161,15 +202,21 @@ class Dispatcher:
             codec.encode_error,
             codec.decode_request,
         )
+        limit = message_limit(self.app, conn) or sys.maxsize
 
         def reply(frame: bytes) -> bytes:
+            if len(frame) > limit:  # refused unread: the request's workflow_id is unknown
+                LOG.warning(
+                    "%s: refused a message of %d bytes (limit %d)", label, len(frame), limit
+                )
+                return encode_error("DecodeError", too_large(label, len(frame), limit), "")
             try:
                 args, workflow_id = decode_request(frame)
+            except codec.DescribeRequest as request:
+                return self._describe_reply(request.workflow_id)
             except DecodeError as exc:
                 LOG.warning("%s: rejected a message: %s", label, exc)
                 return encode_error("DecodeError", str(exc), "")
-            except codec.DescribeRequest as request:
-                return self._describe_reply(request.workflow_id)
             workflow_id = workflow_id or new_workflow_id()
             token = WORKFLOW_ID.set(workflow_id)
             try:
@@ -178,6 +225,10 @@ class Dispatcher:
                 except ValidationError as exc:
                     LOG.warning("%s", exc)
                     return encode_error("ValidationError", str(exc), workflow_id)
+                except Exception as exc:  # e.g. RecursionError on absurdly nested args
+                    LOG.warning("%s: cannot validate: %s", where_args, _describe(exc))
+                    message = f"{where_args}: cannot validate: {_describe(exc)}"
+                    return encode_error("ValidationError", message, workflow_id)
                 try:
                     if needs_context:
                         result = call(value, ToSend(self, workflow_id), config)
@@ -191,13 +242,15 @@ class Dispatcher:
                 except ValidationError as exc:
                     LOG.error("%s", exc)
                     return encode_error("ValidationError", str(exc), workflow_id)
-                except (TypeError, ValueError, OverflowError) as exc:
-                    LOG.error("%s: cannot encode the return value: %s", label, exc)
-                    message = f"{label}: cannot encode the return value: {exc}"
+                except Exception as exc:  # TypeError, ValueError, OverflowError, RecursionError
+                    LOG.error("%s: cannot encode the return value: %s", label, _describe(exc))
+                    message = f"{label}: cannot encode the return value: {_describe(exc)}"
                     return encode_error("HandlerError", message, workflow_id)
             finally:
                 WORKFLOW_ID.reset(token)
 
+        if LOG.isEnabledFor(logging.DEBUG):  # decided once: no cost per message when off
+            return _timed(reply, label, _reply_workflow_id)
         return reply
 
     def receiver(self, conn: Connection) -> Callable[[bytes], Exception | None]:
@@ -207,14 +260,30 @@ class Dispatcher:
         call, needs_context = handler_call(conn.handler)
         where_args, label, config = f"{conn.label} args", conn.label, self.config
         prefix = codec.topic_prefix(conn.topic)
-        decode_published = codec.decode_published
+        decode_publication = codec.decode_publication
+        limit = message_limit(self.app, conn) or sys.maxsize
+        stats = self.stats.setdefault(conn.name, SubscriberStats())
+        last_seq = stats.last_seq
 
         def receive(frame: bytes) -> Exception | None:
+            stats.received += 1
+            if len(frame) > limit:
+                stats.dropped += 1
+                LOG.warning(
+                    "%s: dropped a message of %d bytes (limit %d)", label, len(frame), limit
+                )
+                return DecodeError(too_large(label, len(frame), limit))
             try:
-                args, workflow_id = decode_published(frame, prefix)
+                args, workflow_id, pub, seq = decode_publication(frame, prefix)
             except DecodeError as exc:
+                stats.dropped += 1
                 LOG.warning("%s: dropped a message: %s", label, exc)
                 return exc
+            if seq.__class__ is int and pub.__class__ is str:
+                if last_seq.get(pub, NO_SEQ) + 1 == seq:
+                    last_seq[pub] = seq
+                else:  # the first from this publisher, or a gap
+                    stats.sequence(label, pub, seq)
             workflow_id = workflow_id or new_workflow_id()
             token = WORKFLOW_ID.set(workflow_id)
             try:
@@ -224,15 +293,19 @@ class Dispatcher:
                 else:
                     call(value)
             except ValidationError as exc:
+                stats.dropped += 1
                 LOG.warning("%s", exc)
                 return exc
             except Exception as exc:
+                stats.failed += 1
                 LOG.exception("%s: handler raised", label)
                 return exc
             finally:
                 WORKFLOW_ID.reset(token)
             return None
 
+        if LOG.isEnabledFor(logging.DEBUG):
+            return _timed(receive, label, _published_workflow_id(prefix))
         return receive
 
     def _describe_reply(self, workflow_id: str) -> bytes:
@@ -240,16 +313,35 @@ class Dispatcher:
         if not self.app.describe:
             message = f"App {self.app.name!r} does not answer describe requests (describe=False)"
             return codec.encode_error("DecodeError", message, workflow_id)
-        if self._description is None:
-            from .describe import describe_app
+        try:
+            if self._description is None:
+                from .describe import describe_app
 
-            self._description = describe_app(self.app)
-        return codec.encode_reply(self._description, workflow_id)
+                self._description = describe_app(self.app)
+            return codec.encode_reply(self._description, workflow_id)
+        except Exception as exc:  # a replyer never raises
+            LOG.exception("cannot describe App %r", self.app.name)
+            return codec.encode_error("HandlerError", _describe(exc), workflow_id)
 
     # -- outbound ---------------------------------------------------------------------------
 
-    def send(self, name: str, args: Any, workflow_id: str) -> Any:
-        """Validate `args`, send them on out-connection `name`, return the reply (or None)."""
+    def send(
+        self,
+        name: str,
+        args: Any,
+        workflow_id: str,
+        *,
+        timeout: float | Default | None = DEFAULT,
+        retries: int | Default = DEFAULT,
+    ) -> Any:
+        """Validate `args`, send them on out-connection `name`, return the reply (or None).
+
+        `timeout` and `retries` override a requester's own for this call.
+
+        Raises:
+            ValueError: no such out-connection, or a bad `timeout` / `retries`.
+            TypeError: `timeout` or `retries` given for a connection that is no requester.
+        """
         sender = self._senders.get(name)
         if sender is None:
             known = ", ".join(sorted(self._senders)) or "none"
@@ -257,7 +349,10 @@ class Dispatcher:
                 f"App {self.app.name!r} has no out-connection named {name!r} "
                 f"(out-connections: {known})"
             )
-        return sender(args, workflow_id)
+        if timeout is DEFAULT and retries is DEFAULT:
+            return sender(args, workflow_id)
+        timeout, retries = request_options(self.app.connections[name], timeout, retries)
+        return self._requesters[name](args, workflow_id, timeout, retries)
 
     def _make_sender(self, conn: Connection) -> Callable[[Any, str], Any]:
         dump, where = conn.args.dump, f"{conn.label} args"
@@ -268,23 +363,50 @@ class Dispatcher:
             check_reply = None if returns.is_any else returns.load
             where_reply = f"{conn.label} reply"
 
-            def request(args: Any, workflow_id: str) -> Any:
+            default_timeout, default_retries = conn.timeout, conn.retries
+
+            def request_with(
+                args: Any, workflow_id: str, timeout: float | None, retries: int
+            ) -> Any:
                 frame = codec.encode_request(dump(args, where), workflow_id)
-                return_args, error = codec.decode_reply(outbound.request(conn, frame))
+                reply = outbound.request(conn, frame, workflow_id, timeout, retries)
+                return_args, error = codec.decode_reply(reply)
                 if error is not None:
                     raise_for_error(error)
                 if check_reply is not None:
                     check_reply(return_args, where_reply)  # a peer may not validate its reply
                 return return_args
 
+            def request(args: Any, workflow_id: str) -> Any:  # request_with, inlined: hot
+                frame = codec.encode_request(dump(args, where), workflow_id)
+                reply = outbound.request(conn, frame, workflow_id, default_timeout, default_retries)
+                return_args, error = codec.decode_reply(reply)
+                if error is not None:
+                    raise_for_error(error)
+                if check_reply is not None:
+                    check_reply(return_args, where_reply)
+                return return_args
+
+            self._requesters[conn.name] = request_with
             return request
         if conn.kind == "publisher":
             prefix = codec.topic_prefix(conn.topic)
+            encode_published = codec.encode_published
+            pub, numbers = secrets.token_hex(6), itertools.count(1)
+            self.publisher_ids[conn.name] = pub
+            # Numbered and sent under one lock, so the numbers go out in order even when
+            # several threads publish; it is also what keeps the PUB socket to one thread at
+            # a time. acquire/release: half the cost of `with` on this path.
+            acquire, release = (lock := threading.Lock()).acquire, lock.release
 
             def publish(args: Any, workflow_id: str) -> None:
-                outbound.publish(
-                    conn, prefix + codec.encode_request(dump(args, where), workflow_id)
-                )
+                plain = dump(args, where)
+                acquire()
+                try:
+                    frame = encode_published(plain, workflow_id, pub, next(numbers))
+                    outbound.publish(conn, prefix + frame)
+                finally:
+                    release()
 
             return publish
         return self._make_external(conn)
@@ -314,16 +436,23 @@ class Dispatcher:
 
     # -- hooks ------------------------------------------------------------------------------
 
-    def root_sender(self, workflow_id: str | None = None) -> ToSend:
-        """A `to_send` for work that did not arrive as a message (main, init, hooks)."""
-        return ToSend(self, workflow_id or new_workflow_id())
+    @property
+    def root_sender(self) -> ToSend:
+        """The run's `to_send` for work that did not arrive as a message.
+
+        `main`, `init`, the signal hooks and `app.send` share it: one fresh workflow id X
+        per run, their calls numbered X_1, X_2, ...
+        """
+        if self._root is None:
+            self._root = ToSend(self, new_workflow_id())
+        return self._root
 
     def run_hook(self, hook: str, *extra: Any) -> Any:
         """Call hook `main` / `init` (no extra) or `on_sigint` / `on_sigterm` (signum, frame)."""
         fn = self.app.hooks.get(hook)
         if fn is None:
             return None
-        to_send = self.root_sender()
+        to_send = self.root_sender
         token = WORKFLOW_ID.set(to_send.workflow_id)
         try:
             if extra:
@@ -335,5 +464,50 @@ class Dispatcher:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
+    try:
+        text = str(exc)
+    except Exception:  # an error reply must not fail on an exception that cannot print
+        text = "<str() failed>"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _timed(
+    handle: Callable[[bytes], Any], label: str, workflow_of: Callable[[bytes, Any], str]
+) -> Callable[[bytes], Any]:
+    """Wrap a frame handler to log one DEBUG line per message: connection, workflow_id, µs."""
+    clock = time.perf_counter_ns
+
+    def timed(frame: bytes) -> Any:
+        start = clock()
+        result = handle(frame)
+        micros = (clock() - start) / 1000
+        workflow_id = workflow_of(frame, result)
+        LOG.debug(
+            "%s: workflow_id %s handled in %.1f µs",
+            label,
+            workflow_id or "-",
+            micros,
+            extra={"workflow_id": workflow_id},
+        )
+        return result
+
+    return timed
+
+
+def _reply_workflow_id(frame: bytes, reply: bytes) -> str:
+    try:
+        envelope = codec.decode(reply)
+    except DecodeError:
+        return ""
+    workflow_id = envelope.get("workflow_id") if isinstance(envelope, dict) else None
+    return workflow_id if isinstance(workflow_id, str) else ""
+
+
+def _published_workflow_id(prefix: bytes) -> Callable[[bytes, Any], str]:
+    def workflow_of(frame: bytes, result: Any) -> str:
+        try:
+            return codec.decode_published(frame, prefix)[1]
+        except DecodeError:
+            return ""  # a message that came without one shows as "-"
+
+    return workflow_of

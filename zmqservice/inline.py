@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import codec
 from .config import build_config
 from .dispatch import Dispatcher
+from .reliability import DEFAULT, Default
 
 if TYPE_CHECKING:
     from .app import App, Connection
@@ -54,7 +55,15 @@ class _InlineOutbound:
             )
         return route
 
-    def request(self, conn: Connection, frame: bytes) -> bytes:
+    def request(
+        self,
+        conn: Connection,
+        frame: bytes,
+        workflow_id: str = "",
+        timeout: float | Default | None = DEFAULT,
+        retries: int | Default = DEFAULT,
+    ) -> bytes:
+        # In-process nothing is lost or late: timeout and retries have nothing to do.
         route = self._route(conn)
         for prefix, receive in route.receivers:
             if frame.startswith(prefix):
@@ -77,11 +86,13 @@ class InlineServices:
     """Run several services in one thread with no sockets (the predecessor's API).
 
     Example:
+        ```python
         inline = InlineServices()
         inline.set_main_service("strategy", strategy_app)
         inline.add_service("desk", "examples/order_desk.py")
         inline.add_relation("strategy", "place_order", "desk", "place_order")
         inline.start()
+        ```
 
     The logging arguments are accepted for compatibility; configure logging with
     `zmqservice.log.setup_logging` if you want console or file output.
@@ -200,11 +211,11 @@ class InlineServices:
 
     # -- running ----------------------------------------------------------------------------
 
-    def send(self, service: str, connection: str, args: Any) -> Any:
-        """Call `to_send(connection, args)` as service `service` would."""
+    def send(self, service: str, connection: str, args: Any, **options: Any) -> Any:
+        """Call `to_send(connection, args)` as service `service` would (``timeout=`` ...)."""
         dispatcher = self._service(service, "the").dispatcher
         assert dispatcher is not None
-        return dispatcher.root_sender()(connection, args)
+        return dispatcher.root_sender(connection, args, **options)
 
     def start(self) -> Any:
         """Run every service's `init`, then the main service's `main`; return what it returns.

@@ -78,11 +78,18 @@ def _import_file(path: Path) -> ModuleType:
 def import_string(target: str) -> Any:
     """Import ``"package.module:attr.method"`` (or ``"package.module.attr"``)."""
     module_name, attr = _split(target)
-    if attr is None:
-        module_name, _, attr = target.rpartition(".")
-        if not module_name:
-            raise ConfigError(f"could not import {target!r}: expected 'module:attribute'")
-    return _walk(_import_module(module_name), attr, f"module {module_name!r}")
+    if attr is not None:
+        return _walk(_import_module(module_name), attr, f"module {module_name!r}")
+    parts = target.split(".")
+    # No colon: the longest importable prefix is the module, the rest attributes.
+    for cut in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:cut])
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        return _walk(module, ".".join(parts[cut:]), f"module {module_name!r}")
+    raise ConfigError(f"could not import {target!r}: expected 'module:attribute'")
 
 
 def load_app(target: str) -> App:

@@ -38,8 +38,10 @@ def get_logger(name: str | None = None) -> logging.Logger:
     """Return the logger services log through (``zmqservice``, or ``zmqservice.<name>``).
 
     Example:
+        ```python
         LOG = get_logger()
         LOG.info("cancelled %s", order_id)   # the record carries the workflow_id
+        ```
     """
     logger = logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)
     if _FILTER not in logger.filters:

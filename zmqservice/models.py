@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections.abc as abc
 import dataclasses
 import datetime as dt
+import re
 import typing
 from collections.abc import Callable
 from decimal import Decimal
@@ -44,6 +45,9 @@ class _WrongType(TypeError):
 def _format(exc: BaseException, type_: Any) -> str:
     if isinstance(exc, _WrongType):
         return str(exc)
+    if typing.get_origin(type_) is Literal:
+        allowed = ", ".join(repr(value) for value in typing.get_args(type_))
+        return f"expected one of {allowed}"
     return format_exception(exc, type_)
 
 
@@ -242,7 +246,11 @@ def _typed_dict(name: str, required: dict[str, Any], optional: dict[str, Any]) -
     fields: dict[str, Any] = {k: _translate(v, f"{name}_{k}") for k, v in required.items()}
     for key, value in optional.items():
         fields[key] = NotRequired[_translate(value, f"{name}_{key}")]
-    return TypedDict(f"{name}_{_dict_model_count}", fields)  # type: ignore[operator]
+    for key in fields:
+        if not isinstance(key, str):
+            raise TypeError(f"{name}: field names must be str, got {key!r}")
+    ident = re.sub(r"\W", "_", name)  # cattrs generates code named after the type
+    return TypedDict(f"{ident}_{_dict_model_count}", fields)  # type: ignore[operator]
 
 
 # -- Model ----------------------------------------------------------------------------------
@@ -313,7 +321,7 @@ def _class_fields(cls: type) -> tuple[dict[str, Any], dict[str, Any]]:
     if attrs.has(cls):
         for field in attrs.fields(cls):
             target = optional if field.default is not attrs.NOTHING else required
-            target[field.alias or field.name] = hints.get(field.name, field.type)
+            target[field.name] = hints.get(field.name, field.type)
     else:
         for dc_field in dataclasses.fields(cls):
             has_default = (
@@ -392,6 +400,44 @@ def _dict_model(spec: dict[str, Any], optional: dict[str, Any], name: str) -> Mo
     )
 
 
+def _is_shorthand(spec: Any) -> bool:
+    """A whole-model shorthand: ``{str: int}``, ``[int]``, ``(int, str)``, ``{str}``."""
+    if isinstance(spec, dict):
+        return len(spec) == 1 and isinstance(next(iter(spec)), type)
+    return True
+
+
+def _type_model(spec: Any, name: str) -> Model:
+    """A model that is one type, not a record: the predecessor's ``{str: int}`` as args."""
+    type_ = _translate(spec, name)
+    check_map_keys(type_)
+
+    def converters(conv: cattrs.Converter) -> tuple[Any, Any]:
+        structure = conv.get_structure_hook(type_)
+        unstructure = conv.get_unstructure_hook(type_)
+
+        def load(data: Any) -> Any:
+            return structure(data, type_)
+
+        def dump(value: Any) -> Any:
+            return unstructure(structure(value, type_))
+
+        return load, dump
+
+    load, dump = converters(_fast)
+    explain_load, explain_dump = converters(converter)
+    return Model(
+        spec=spec,
+        type=type_,
+        required={},
+        optional={},
+        load=load,
+        dump=dump,
+        explain_load=explain_load,
+        explain_dump=explain_dump,
+    )
+
+
 def make_model(
     spec: ModelSpec, optional: dict[str, Any] | None = None, name: str = "Model"
 ) -> Model:
@@ -415,6 +461,12 @@ def make_model(
         return _class_model(spec)
     if spec is None and not optional:
         return ANY
+    if (
+        isinstance(spec, (dict, list, tuple, set, frozenset))
+        and _is_shorthand(spec)
+        and not optional
+    ):
+        return _type_model(spec, name)
     if spec is None or isinstance(spec, dict):
         model = _dict_model(dict(spec or {}), dict(optional or {}), name)
         try:

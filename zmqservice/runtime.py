@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -14,12 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
+from . import codec
 from .config import build_config, resolve_addresses
 from .dispatch import Dispatcher
 from .errors import ConfigError
+from .reliability import message_limit
+from .security import start_authenticator, stop_authenticator
 from .sockets import SocketOutbound, open_inbound
 
 if TYPE_CHECKING:
+    from zmq.auth.thread import ThreadAuthenticator
+
     from .app import App
 
 __all__ = ["Shutdown", "run_app"]
@@ -29,9 +35,15 @@ POLL_MS = 100
 """Longest the loop sleeps in poll: bounds how long a stop request waits."""
 DRAIN_LIMIT = 1000
 """Messages taken from one socket per poll round before the others get a turn."""
+GRACE_S = 5.0
+"""Main mode: how long the end of main waits for the serving thread's message in hand."""
+TERM_WAIT_S = 2.0
+"""How long a forced stop waits for a busy serving thread to leave its socket calls."""
 
 Source = Mapping[str, Any] | str | Path | None
-Handlers = dict[zmq.Socket[bytes], tuple[bool, Callable[[bytes], Any]]]
+Entry = tuple[bool, Callable[[bytes], Any], str]
+"""Per inbound socket: (is a replyer, its frame handler, its label)."""
+Handlers = dict[zmq.Socket[bytes], Entry]
 
 
 class Shutdown(BaseException):
@@ -76,13 +88,15 @@ def _nothing() -> None:
     pass
 
 
-def _reply_after_extra_frames(sock: zmq.Socket[bytes], reply: bytes, exc: zmq.ZMQError) -> None:
-    """A multipart request leaves REP unable to send (EFSM): drop its extra frames, reply."""
-    if exc.errno != zmq.EFSM:
-        raise exc
+def _refuse_multipart(sock: zmq.Socket[bytes], label: str) -> bytes:
+    """A request is one frame: read the rest of a multipart one and answer with an error."""
+    parts = 1
     while sock.getsockopt(zmq.RCVMORE):
         sock.recv()
-    sock.send(reply)
+        parts += 1
+    message = f"{label}: a request is one frame, got a multipart message of {parts} frames"
+    LOG.warning("%s", message)
+    return codec.encode_error("DecodeError", message, "")
 
 
 class Runtime:
@@ -104,13 +118,20 @@ class Runtime:
         self.stopping = threading.Event()
         self._signal: tuple[int, FrameType | None] | None = None
         self._main_mode = False
+        self._closing = False
+        self._served = threading.Event()
+        """Set when the serving loop has returned: it holds no socket call any more."""
         self.bound: dict[str, str] = {}
         self.ready = threading.Event()
         self.on_ready: Callable[[], Any] | None = None
+        self.authenticator: ThreadAuthenticator | None = None
 
     # -- signals ----------------------------------------------------------------------------
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._closing:  # closing is bounded (linger): let it finish
+            LOG.warning("%s: already closing", signal.Signals(signum).name)
+            return
         if self._signal is not None:
             LOG.warning("second signal %s: stopping now", signal.Signals(signum).name)
             raise Shutdown
@@ -151,10 +172,12 @@ class Runtime:
         restore: Callable[[], None] = _nothing
         server: threading.Thread | None = None
         try:
+            # ZAP handler first: a CURVE server socket must never be open without it.
+            self.authenticator = start_authenticator(self.context, self.endpoints.values())
             self.outbound.open()
             handlers = self._open_inbound()
             restore = self._install_signals()
-            self.app._sender = self.dispatcher.root_sender()  # type: ignore[attr-defined]
+            self.app._sender = self.dispatcher.root_sender  # type: ignore[attr-defined]
             self.app._runtime = self  # type: ignore[attr-defined]
             self.dispatcher.run_hook("init")
             self.ready.set()
@@ -177,28 +200,52 @@ class Runtime:
         finally:
             self._main_mode = False
             self.stopping.set()
-            if server is not None:
-                server.join(timeout=5)
-            restore()
+            busy = server is not None and not self._join()
+            self._closing = True
             self.app._sender = None  # type: ignore[attr-defined]
             self.app._runtime = None  # type: ignore[attr-defined]
             self.app._ready.clear()
-            self.close()
+            try:
+                self.close(busy)
+            finally:
+                restore()
+
+    def _join(self) -> bool:
+        """Give the serving thread `GRACE_S` to finish; a second signal stops the wait."""
+        # An Event, not Thread.join: a join that a signal interrupts can mark a thread that
+        # is still running as stopped (Python 3.11), and then its sockets would be closed
+        # under it.
+        with contextlib.suppress(Shutdown):
+            self._served.wait(GRACE_S)
+        return self._served.is_set()
 
     def _open_inbound(self) -> Handlers:
         handlers: Handlers = {}
         for conn in self.inbound:
-            sock = open_inbound(self.context, conn, self.endpoints[conn.name])
+            limit = message_limit(self.app, conn)
+            sock = open_inbound(self.context, conn, self.endpoints[conn.name], limit)
             self.sockets.append(sock)
             self.bound[conn.name] = _last_endpoint(sock)
             if conn.kind == "replyer":
-                handlers[sock] = (True, self.dispatcher.replier(conn))
+                handlers[sock] = (True, self.dispatcher.replier(conn), conn.label)
             else:
-                handlers[sock] = (False, self.dispatcher.receiver(conn))
+                handlers[sock] = (False, self.dispatcher.receiver(conn), conn.label)
             LOG.debug("%s on %s", conn.label, self.endpoints[conn.name].url)
         return handlers
 
     def _serve(self, handlers: Handlers, min_wait: float) -> None:
+        serving_mode = not self._main_mode  # read now: main mode's end clears the flag
+        try:
+            self._serve_loop(handlers, min_wait)
+        except zmq.ContextTerminated:  # a forced stop interrupted the message in hand
+            LOG.warning("stopped while handling a message: its reply is lost")
+            return
+        finally:
+            self._served.set()
+        if serving_mode:  # in main mode the signal handler runs the hook itself
+            self._run_signal_hook()
+
+    def _serve_loop(self, handlers: Handlers, min_wait: float) -> None:
         if not handlers:
             LOG.info("App %r has no in-connections: nothing to serve until stopped", self.app.name)
             # zmq.Poller.poll() returns at once with no sockets: wait on the event instead.
@@ -208,27 +255,21 @@ class Runtime:
             self._serve_one(*next(iter(handlers.items())))
         else:
             self._serve_many(handlers, min_wait)
-        if not self._main_mode:
-            self._run_signal_hook()
 
-    def _serve_one(
-        self, sock: zmq.Socket[bytes], entry: tuple[bool, Callable[[bytes], Any]]
-    ) -> None:
+    def _serve_one(self, sock: zmq.Socket[bytes], entry: Entry) -> None:
         """One in-connection: a blocking recv bounded by RCVTIMEO needs no poller at all."""
-        replies, handle = entry
+        replies, handle, label = entry
         sock.setsockopt(zmq.RCVTIMEO, POLL_MS)
         stopped, recv, send, again = self.stopping.is_set, sock.recv, sock.send, zmq.Again
+        more, rcvmore = sock.getsockopt, zmq.RCVMORE
         while not stopped():
             try:
                 frame = recv()
             except again:
                 continue
             if replies:
-                reply = handle(frame)
-                try:
-                    send(reply)
-                except zmq.ZMQError as exc:
-                    _reply_after_extra_frames(sock, reply, exc)
+                # A request is one frame; a multipart one never reaches the handler.
+                send(_refuse_multipart(sock, label) if more(rcvmore) else handle(frame))
             else:
                 handle(frame)
 
@@ -238,19 +279,19 @@ class Runtime:
         for sock in handlers:
             poller.register(sock, zmq.POLLIN)
         stopping, noblock, events, pollin = self.stopping, zmq.NOBLOCK, zmq.EVENTS, zmq.POLLIN
+        rcvmore = zmq.RCVMORE
         while not stopping.is_set():
             for sock, _ in poller.poll(POLL_MS):
-                replies, handle = handlers[sock]
+                replies, handle, label = handlers[sock]
                 taken = 0
                 # Checking EVENTS is far cheaper than letting recv(NOBLOCK) raise zmq.Again.
                 while taken < DRAIN_LIMIT and sock.getsockopt(events) & pollin:
                     frame = sock.recv(noblock)
                     if replies:
-                        reply = handle(frame)
-                        try:
-                            sock.send(reply)
-                        except zmq.ZMQError as exc:
-                            _reply_after_extra_frames(sock, reply, exc)
+                        if sock.getsockopt(rcvmore):
+                            sock.send(_refuse_multipart(sock, label))
+                        else:
+                            sock.send(handle(frame))
                     else:
                         handle(frame)
                     taken += 1
@@ -263,10 +304,32 @@ class Runtime:
         """Ask the loop to stop after the message in hand; safe from any thread."""
         self.stopping.set()
 
-    def close(self) -> None:
-        """Close sockets with a bounded linger and terminate the context."""
+    def close(self, busy: bool = False) -> None:
+        """Close sockets with a bounded linger and terminate the context.
+
+        `busy`: the serving thread is still inside a message (a handler waiting on a
+        requester with no timeout ...). Closing a socket under a thread blocked on it
+        crashes libzmq, so the context is terminated first, which makes its blocking calls
+        raise `zmq.ContextTerminated`; its sockets are closed once it has left them.
+        """
+        if self.authenticator is not None:  # first: its sockets live in the context too
+            stop_authenticator(self.authenticator)
+            self.authenticator = None
+        terminator: threading.Thread | None = None
+        if busy:
+            LOG.warning("the serving thread is still busy after %ss: interrupting it", GRACE_S)
+            terminator = threading.Thread(
+                target=self.context.term, name="zmqservice-term", daemon=True
+            )
+            terminator.start()
+            if not self._served.wait(TERM_WAIT_S):
+                LOG.error("the serving thread did not stop: leaving its sockets open")
+                return
         for sock in self.sockets:
             sock.close()
         self.sockets.clear()
         self.outbound.close()
-        self.context.term()
+        if terminator is None:
+            self.context.term()
+        else:
+            terminator.join(TERM_WAIT_S)

@@ -35,19 +35,25 @@ class Service:
     """Run one service in a child process (or here), with the predecessor's method names.
 
     Example:
+        ```python
         with Service("orders.py:app", addresses=addrs, config={"symbol": "BTC"}) as svc:
             svc.run_service()
             svc.wait_ready(5)
             ...                       # talk to it; leaving the block stops it
+        ```
 
     Args:
         app_or_target: an `App`, a module (ours or the predecessor's) or a target string
             such as ``"package.module:app"`` or ``"path/to/service.py"``.
         addresses: the addresses dict or a JSON file path.
         config: the config dict or a JSON file path.
-        console_loglevel, log_path, file_loglevel, backup_count: logging, as on the CLI.
+        console_loglevel: the console log level, as ``-cl`` on the CLI.
+        log_path: a log file, rotated hourly, as ``-l`` on the CLI.
+        file_loglevel: the log file's level, as ``-f`` on the CLI.
+        backup_count: rotated log files to keep, as ``-bc`` on the CLI.
         service_loop_min_wait_time_s: seconds to sleep between poll rounds.
-        service_path, service_module: the predecessor's keyword names for the target.
+        service_path: the predecessor's keyword for a target path.
+        service_module: the predecessor's keyword for a target module.
     """
 
     def __init__(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import zmq
 
+from . import codec, security
 from .errors import ConfigError, RequestTimeout
+from .reliability import DEFAULT, Default, hard_limit
 
 if TYPE_CHECKING:
     from .app import Connection
@@ -19,10 +22,12 @@ __all__ = ["SocketOutbound", "open_inbound"]
 LOG = logging.getLogger("zmqservice.sockets")
 CLOSE_LINGER_MS = 500
 """How long close() may spend flushing unsent messages: bounded, so exit never hangs."""
+_MORE = zmq.SNDMORE
 
 
 def _attach(sock: zmq.Socket[bytes], conn: Connection, endpoint: Endpoint) -> None:
     try:
+        security.configure(sock, endpoint)  # CURVE options must precede bind/connect
         if endpoint.bind:
             sock.bind(endpoint.url)
         else:
@@ -34,27 +39,45 @@ def _attach(sock: zmq.Socket[bytes], conn: Connection, endpoint: Endpoint) -> No
 
 
 def open_inbound(
-    context: zmq.Context[zmq.Socket[bytes]], conn: Connection, endpoint: Endpoint
+    context: zmq.Context[zmq.Socket[bytes]],
+    conn: Connection,
+    endpoint: Endpoint,
+    max_message_size: int | None = None,
 ) -> zmq.Socket[bytes]:
-    """Open the REP (replyer) or SUB (subscriber) socket of an in-connection."""
+    """Open the REP (replyer) or SUB (subscriber) socket of an in-connection.
+
+    With `max_message_size`, libzmq drops the connection of a peer that sends a message
+    `HARD_LIMIT_FACTOR` times bigger (``ZMQ_MAXMSGSIZE``) before it is read into memory.
+    """
     if conn.kind == "replyer":
         sock = context.socket(zmq.REP)
     else:
         sock = context.socket(zmq.SUB)
         sock.setsockopt(zmq.RCVHWM, conn.hwm)
-        from .codec import topic_prefix
-
-        sock.setsockopt(zmq.SUBSCRIBE, topic_prefix(conn.topic))
+        sock.setsockopt(zmq.SUBSCRIBE, codec.topic_prefix(conn.topic))
     sock.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
+    sock.setsockopt(zmq.MAXMSGSIZE, hard_limit(max_message_size))
     _attach(sock, conn, endpoint)
     return sock
 
 
-class SocketOutbound:
-    """`to_send` over ZMQ: a REQ socket per requester per thread, one PUB per publisher.
+class _Requester:
+    """One thread's socket for one requester, and the receive timeout it is set to."""
 
-    REQ sockets are made lazily in the thread that uses them, so a requester can be called
-    from several threads; PUB sockets are shared behind a lock.
+    __slots__ = ("sock", "timeout_ms")
+
+    def __init__(self, sock: zmq.Socket[bytes]) -> None:
+        self.sock = sock
+        self.timeout_ms = -1
+
+
+class SocketOutbound:
+    """`to_send` over ZMQ: a socket per requester per thread, one PUB per publisher.
+
+    A requester is a DEALER socket speaking REQ's wire protocol (an empty delimiter frame,
+    then the request), so peers cannot tell it from REQ; unlike REQ it can read past a
+    reply that answers another request. It is made lazily in the thread that uses it, so a
+    requester can be called from several threads; the dispatcher serializes each PUB.
     """
 
     def __init__(
@@ -67,8 +90,8 @@ class SocketOutbound:
         self._connections = connections
         self._endpoints = endpoints
         self._local = threading.local()
-        self._publishers: dict[str, tuple[zmq.Socket[bytes], threading.Lock]] = {}
-        self._requesters: list[zmq.Socket[bytes]] = []
+        self._publishers: dict[str, zmq.Socket[bytes]] = {}
+        self._requesters: dict[zmq.Socket[bytes], threading.Thread] = {}
         self._lock = threading.Lock()
         self.bound: dict[str, str] = {}
         """Publisher name -> the endpoint it actually bound (``tcp://...:0`` resolved)."""
@@ -81,56 +104,125 @@ class SocketOutbound:
                 sock.setsockopt(zmq.SNDHWM, conn.hwm)
                 sock.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
                 _attach(sock, conn, self._endpoints[conn.name])
-                self._publishers[conn.name] = (sock, threading.Lock())
+                self._publishers[conn.name] = sock
                 self.bound[conn.name] = sock.getsockopt(zmq.LAST_ENDPOINT).decode()  # type: ignore[union-attr]
 
-    def _new_requester(self, conn: Connection) -> zmq.Socket[bytes]:
-        sock = self._context.socket(zmq.REQ)
+    # -- requesters -------------------------------------------------------------------------
+
+    def _new_requester(self, conn: Connection) -> _Requester:
+        sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         _attach(sock, conn, self._endpoints[conn.name])
         with self._lock:
-            self._requesters.append(sock)
-        self._local.__dict__[conn.name] = sock
-        return sock
+            # A thread that has ended uses its sockets no more: close them here, so a pool
+            # that replaces its threads does not pile up sockets until the app stops.
+            for old in [s for s, thread in self._requesters.items() if not thread.is_alive()]:
+                del self._requesters[old]
+                old.close(linger=0)
+            self._requesters[sock] = threading.current_thread()
+        requester = self._local.__dict__[conn.name] = _Requester(sock)
+        return requester
 
-    def _discard(self, conn: Connection, sock: zmq.Socket[bytes]) -> None:
-        sock.close(linger=0)
+    def _discard(self, requester: _Requester) -> None:
+        # linger 0 drops the request if it is still queued: a replyer that comes back
+        # later never runs a call its caller has given up on.
         with self._lock:
-            self._requesters.remove(sock)
-        self._local.__dict__.pop(conn.name, None)
+            self._requesters.pop(requester.sock, None)
+        requester.sock.close(linger=0)
 
-    def request(self, conn: Connection, frame: bytes) -> bytes:
-        """Send one request and wait for its reply (Lazy Pirate when `timeout` is set)."""
-        sock = self._local.__dict__.get(conn.name) or self._new_requester(conn)
-        if conn.timeout is None:
-            sock.send(frame)
-            return sock.recv()
-        timeout_ms = int(conn.timeout * 1000)
-        for _ in range(conn.retries + 1):
-            sock.send(frame)
-            if sock.poll(timeout_ms, zmq.POLLIN):
-                return sock.recv()
-            # A REQ socket that missed its reply is stuck: throw it away, open a fresh one.
-            self._discard(conn, sock)
-            sock = self._new_requester(conn)
-            LOG.warning("%s: no reply within %ss", conn.label, conn.timeout)
+    def request(
+        self,
+        conn: Connection,
+        frame: bytes,
+        workflow_id: str = "",
+        timeout: float | Default | None = DEFAULT,
+        retries: int | Default = DEFAULT,
+    ) -> bytes:
+        """Send one request and return the reply that answers it (Lazy Pirate on a miss).
+
+        Each try waits up to `timeout` seconds (None: for ever); after a miss the socket is
+        closed, with the request if it is still queued, and a fresh one sends it again, up
+        to `retries` more times. A reply naming another `workflow_id` is discarded and the
+        wait goes on.
+
+        Raises:
+            RequestTimeout: no reply after the last try; the next call starts afresh.
+        """
+        if timeout is DEFAULT:
+            timeout = conn.timeout
+        if retries is DEFAULT:
+            retries = conn.retries
+        requester = self._local.__dict__.get(conn.name) or self._new_requester(conn)
+        timeout_ms = -1 if timeout is None else max(1, round(timeout * 1000))
+        for _ in range(retries + 1):
+            reply = self._try(conn, requester, frame, workflow_id, timeout_ms)
+            if reply is not None:
+                return reply
+            self._discard(requester)
+            requester = self._new_requester(conn)
+            LOG.warning("%s: no reply within %ss", conn.label, timeout)
         raise RequestTimeout(
             f"{conn.label}: no reply from {self._endpoints[conn.name].url} within "
-            f"{conn.timeout}s after {conn.retries + 1} tries"
+            f"{timeout}s after {retries + 1} tries"
         )
 
+    def _try(
+        self,
+        conn: Connection,
+        requester: _Requester,
+        frame: bytes,
+        workflow_id: str,
+        timeout_ms: int,
+    ) -> bytes | None:
+        """Send `frame` once; the reply that answers it, or None after `timeout_ms`."""
+        sock = requester.sock
+        if requester.timeout_ms != timeout_ms:  # set only when it changes: a syscall
+            sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
+            requester.timeout_ms = timeout_ms
+        started = time.monotonic() if timeout_ms >= 0 else 0.0
+        sock.send(b"", _MORE)
+        sock.send(frame)
+        while True:
+            try:
+                delimiter = sock.recv()
+            except zmq.Again:
+                return None
+            reply = None
+            if not delimiter:  # a REP peer answers [b"", reply], both frames at once
+                try:  # noqa: SIM105 - contextlib.suppress costs more on this path
+                    reply = sock.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    pass
+            if reply is not None and (not workflow_id or codec.is_reply_to(reply, workflow_id)):
+                return reply
+            if reply is None:  # not REP's envelope: skip the whole message
+                while sock.getsockopt(zmq.RCVMORE):
+                    sock.recv()
+            LOG.warning("%s: discarded a reply that answers another request", conn.label)
+            if timeout_ms >= 0:  # wait out the rest of this try, no longer
+                left_ms = timeout_ms - round((time.monotonic() - started) * 1000)
+                if left_ms <= 0:
+                    return None
+                sock.setsockopt(zmq.RCVTIMEO, left_ms)
+                requester.timeout_ms = left_ms
+
+    # -- publishers -------------------------------------------------------------------------
+
     def publish(self, conn: Connection, frame: bytes) -> None:
-        """Publish one frame; PUB never blocks (it drops at the high-water mark)."""
-        sock, lock = self._publishers[conn.name]
-        with lock:
-            sock.send(frame)
+        """Publish one frame; PUB never blocks (it drops at the high-water mark).
+
+        Not locked here: the dispatcher numbers and sends each publisher's frames under a
+        lock of its own, which also keeps the socket to one thread at a time.
+        """
+        self._publishers[conn.name].send(frame)
 
     def close(self) -> None:
         """Close every socket this outbound made, with a bounded linger."""
         with self._lock:
-            requesters, self._requesters = self._requesters, []
+            requesters = list(self._requesters)
+            self._requesters.clear()
         for sock in requesters:
             sock.close(linger=0)
-        for sock, _ in self._publishers.values():
+        for sock in self._publishers.values():
             sock.close(linger=CLOSE_LINGER_MS)
         self._publishers.clear()

@@ -15,6 +15,7 @@ from .config import build_config
 from .dispatch import Dispatcher, new_workflow_id, raise_for_error
 from .errors import ZmqServiceError
 from .models import converter
+from .reliability import DEFAULT, Default
 
 if TYPE_CHECKING:
     from .app import App, Connection
@@ -44,7 +45,15 @@ class _StubOutbound:
         assert conn.returns is not None
         return conn.returns.dump(value, f"stub for {conn.label}")
 
-    def request(self, conn: Connection, frame: bytes) -> bytes:
+    def request(
+        self,
+        conn: Connection,
+        frame: bytes,
+        workflow_id: str = "",
+        timeout: float | Default | None = DEFAULT,
+        retries: int | Default = DEFAULT,
+    ) -> bytes:
+        # In-process nothing is lost or late: timeout and retries have nothing to do.
         args, workflow_id = codec.decode_request(frame)
         self.sent[conn.name].append(args)
         return codec.encode_reply(self._answer(conn, args), workflow_id)
@@ -71,6 +80,9 @@ class TestClient:
         self.sent = self._outbound.sent
         self._external: dict[str, Callable[..., Any]] = {}
         self.dispatcher = Dispatcher(app, self.config, self._outbound)
+        for conn in app.connections.values():
+            if conn.kind == "external_target":  # record real calls in `sent` as well
+                self.dispatcher._senders[conn.name] = self._recorded_external(conn)
         self._repliers: dict[str, Callable[[bytes], bytes]] = {}
         self._receivers: dict[str, Callable[[bytes], Exception | None]] = {}
 
@@ -95,6 +107,15 @@ class TestClient:
         self._outbound.stubs[name] = value_or_fn
         if conn.kind == "external_target":
             self.dispatcher._senders[name] = self._stubbed_external(conn)
+
+    def _recorded_external(self, conn: Connection) -> Callable[[Any, str], Any]:
+        call_target = self.dispatcher._senders[conn.name]
+
+        def call(args: Any, workflow_id: str) -> Any:
+            self.sent[conn.name].append(conn.args.dump(args, f"{conn.label} args"))
+            return call_target(args, workflow_id)
+
+        return call
 
     def _stubbed_external(self, conn: Connection) -> Callable[[Any, str], Any]:
         def call(args: Any, workflow_id: str) -> Any:
@@ -151,9 +172,14 @@ class TestClient:
         """Run `@app.init`, if there is one."""
         return self.dispatcher.run_hook("init")
 
-    def send(self, name: str, args: Any) -> Any:
-        """Call `to_send(name, args)` as the app's own code would."""
-        return self.dispatcher.root_sender()(name, args)
+    def send(self, name: str, args: Any, **options: Any) -> Any:
+        """Call `to_send(name, args)` as the app's own code would (``timeout=``, ``retries=``)."""
+        return self.dispatcher.root_sender(name, args, **options)
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Subscriber name -> its `SubscriberStats`, as `App.stats` shows them."""
+        return dict(self.dispatcher.stats)
 
 
 def _plain(args: Any) -> Any:

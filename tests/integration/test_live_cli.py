@@ -460,3 +460,16 @@ def test_help(command: list[str], expected: list[str], tmp_path: Path) -> None:
     for word in expected:
         assert word in done.stdout
     assert done.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("extra", "word"),
+    [(["stray"], "stray"), (["--marker-dir"], "--marker-dir")],
+    ids=["stray-positional", "option-without-value"],
+)
+def test_bad_extra_arguments_exit_2(
+    spawn: Spawner, echo: dict[str, Any], extra: list[str], word: str
+) -> None:
+    child = spawn.run("run", echo["service"], "-a", echo["addresses"], *extra)
+
+    assert_one_line_error(child, word)

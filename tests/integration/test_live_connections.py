@@ -442,7 +442,7 @@ def test_requester_used_from_several_threads(runner: Runner) -> None:
 
 
 def test_large_payload_round_trip(runner: Runner, ipc: Any) -> None:
-    server = App("echo")
+    server = App("echo", max_message_size=4 << 20)  # the default limit is 1 MiB
 
     @server.replyer("echo", address=ipc("echo"))
     def echo(args: Any) -> Any:

@@ -145,7 +145,9 @@ def test_multipart_request_does_not_stop_the_service(
     req.send_multipart([pack(VALID), b"an extra frame", b"and another"])
     first = unpack(recv_frame(req))
 
-    assert first == VALID_REPLY  # extra frames are dropped, the first one answered
+    # A request is one frame: a multipart one is refused whole, its handler never called.
+    assert first["error"]["type"] == "DecodeError"
+    assert "multipart message of 3 frames" in first["error"]["message"]
     assert ask(req, pack(VALID)) == VALID_REPLY
 
 

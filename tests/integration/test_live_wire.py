@@ -119,7 +119,9 @@ def test_raw_sub_hears_a_zmqservice_publisher(runner: Runner, zsock: Sock, topic
     prefix = msgpack.packb(topic) if topic else b""
     assert frame.startswith(prefix)
     envelope = unpack(frame[len(prefix) :])
-    assert set(envelope) == {"args", "workflow_id"}
+    assert set(envelope) == {"args", "workflow_id", "seq", "pub"}  # see docs/reliability.md
+    assert isinstance(envelope["seq"], int)
+    assert isinstance(envelope["pub"], str)
     assert envelope["args"] == {"symbol": "BTC", "price": {"__decimal__": True, "as_str": "1.5"}}
     assert isinstance(envelope["workflow_id"], str)
     assert envelope["workflow_id"]
