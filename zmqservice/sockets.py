@@ -22,6 +22,10 @@ __all__ = ["SocketOutbound", "open_inbound"]
 LOG = logging.getLogger("zmqservice.sockets")
 CLOSE_LINGER_MS = 500
 """How long close() may spend flushing unsent messages: bounded, so exit never hangs."""
+WAKE_MS = 100
+"""Longest a requester blocks in one libzmq call. A signal that lands just before the call
+starts does not interrupt it, so the wait goes in slices and the signal is handled (its
+Python handler runs) at the end of the slice at the latest."""
 _MORE = zmq.SNDMORE
 
 
@@ -176,17 +180,20 @@ class SocketOutbound:
     ) -> bytes | None:
         """Send `frame` once; the reply that answers it, or None after `timeout_ms`."""
         sock = requester.sock
-        if requester.timeout_ms != timeout_ms:  # set only when it changes: a syscall
-            sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
-            requester.timeout_ms = timeout_ms
-        started = time.monotonic() if timeout_ms >= 0 else 0.0
+        slice_ms = WAKE_MS if timeout_ms < 0 else min(timeout_ms, WAKE_MS)
+        if requester.timeout_ms != slice_ms:  # set only when it changes: a syscall
+            sock.setsockopt(zmq.RCVTIMEO, slice_ms)
+            requester.timeout_ms = slice_ms
+        started = time.monotonic()
         sock.send(b"", _MORE)
         sock.send(frame)
         while True:
             try:
                 delimiter = sock.recv()
-            except zmq.Again:
-                return None
+            except zmq.Again:  # a slice is over: is the try?
+                if not self._wait_more(requester, started, timeout_ms):
+                    return None
+                continue
             reply = None
             if not delimiter:  # a REP peer answers [b"", reply], both frames at once
                 try:  # noqa: SIM105 - contextlib.suppress costs more on this path
@@ -199,12 +206,22 @@ class SocketOutbound:
                 while sock.getsockopt(zmq.RCVMORE):
                     sock.recv()
             LOG.warning("%s: discarded a reply that answers another request", conn.label)
-            if timeout_ms >= 0:  # wait out the rest of this try, no longer
-                left_ms = timeout_ms - round((time.monotonic() - started) * 1000)
-                if left_ms <= 0:
-                    return None
-                sock.setsockopt(zmq.RCVTIMEO, left_ms)
-                requester.timeout_ms = left_ms
+            if not self._wait_more(requester, started, timeout_ms):
+                return None
+
+    @staticmethod
+    def _wait_more(requester: _Requester, started: float, timeout_ms: int) -> bool:
+        """Whether the try that started at `started` has time left; if so, slice it."""
+        if timeout_ms < 0:
+            return True
+        left_ms = timeout_ms - round((time.monotonic() - started) * 1000)
+        if left_ms <= 0:
+            return False
+        slice_ms = min(left_ms, WAKE_MS)
+        if requester.timeout_ms != slice_ms:
+            requester.sock.setsockopt(zmq.RCVTIMEO, slice_ms)
+            requester.timeout_ms = slice_ms
+        return True
 
     # -- publishers -------------------------------------------------------------------------
 
