@@ -194,6 +194,7 @@ class Dispatcher:
         """Build the frame -> reply-frame function for a replyer; it never raises."""
         assert conn.handler is not None and conn.returns is not None
         load, dump = conn.args.load, conn.returns.dump
+        fast_load = conn.args.fast_load
         call, needs_context = handler_call(conn.handler)
         where_args, where_return = f"{conn.label} args", f"{conn.label} return value"
         label, config = conn.label, self.config
@@ -221,7 +222,10 @@ class Dispatcher:
             token = WORKFLOW_ID.set(workflow_id)
             try:
                 try:
-                    value = load(args, where_args)
+                    try:
+                        value = fast_load(args)
+                    except Exception:  # not valid: the explaining path says why
+                        value = load(args, where_args)
                 except ValidationError as exc:
                     LOG.warning("%s", exc)
                     return encode_error("ValidationError", str(exc), workflow_id)
@@ -256,7 +260,7 @@ class Dispatcher:
     def receiver(self, conn: Connection) -> Callable[[bytes], Exception | None]:
         """Build the frame -> handler function for a subscriber; returns the error, if any."""
         assert conn.handler is not None
-        load = conn.args.load
+        load, fast_load = conn.args.load, conn.args.fast_load
         call, needs_context = handler_call(conn.handler)
         where_args, label, config = f"{conn.label} args", conn.label, self.config
         prefix = codec.topic_prefix(conn.topic)
@@ -287,7 +291,10 @@ class Dispatcher:
             workflow_id = workflow_id or new_workflow_id()
             token = WORKFLOW_ID.set(workflow_id)
             try:
-                value = load(args, where_args)
+                try:
+                    value = fast_load(args)
+                except Exception:  # not valid: the explaining path says why
+                    value = load(args, where_args)
                 if needs_context:
                     call(value, ToSend(self, workflow_id), config)
                 else:
@@ -399,8 +406,13 @@ class Dispatcher:
             # a time. acquire/release: half the cost of `with` on this path.
             acquire, release = (lock := threading.Lock()).acquire, lock.release
 
+            fast_dump = conn.args.fast_dump
+
             def publish(args: Any, workflow_id: str) -> None:
-                plain = dump(args, where)
+                try:
+                    plain = fast_dump(args)
+                except Exception:  # not valid: the explaining path says why
+                    plain = dump(args, where)
                 acquire()
                 try:
                     frame = encode_published(plain, workflow_id, pub, next(numbers))

@@ -296,6 +296,17 @@ class Model:
         except Exception:
             return _explain(self._explain_dump or self._dump, value, where)
 
+    @property
+    def fast_load(self) -> Callable[[Any], Any]:
+        """`load` without the error message: raises anything on invalid data. For hot paths
+        that call `load` only to explain a failure."""
+        return self._load
+
+    @property
+    def fast_dump(self) -> Callable[[Any], Any]:
+        """`dump` without the error message; see `fast_load`."""
+        return self._dump
+
     def field_type(self, key: str) -> Any:
         """The declared type of a top-level field, or None when unknown."""
         return self.required.get(key, self.optional.get(key))
