@@ -364,13 +364,22 @@ def _class_converters(cls: type, conv: cattrs.Converter) -> tuple[Any, Any]:
     return load, dump
 
 
-def _class_model(cls: type) -> Model:
-    load, dump = _class_converters(cls, _fast)
-    explain_load, explain_dump = _class_converters(cls, converter)
-    required, optional = _class_fields(cls)
+Converters = Callable[[Any, cattrs.Converter], tuple[Any, Any]]
+
+
+def _build(
+    spec: ModelSpec,
+    type_: Any,
+    required: dict[str, Any],
+    optional: dict[str, Any],
+    converters: Converters,
+) -> Model:
+    """A `Model` whose fast path uses `_fast` and whose failures `converter` explains."""
+    load, dump = converters(type_, _fast)
+    explain_load, explain_dump = converters(type_, converter)
     return Model(
-        spec=cls,
-        type=cls,
+        spec=spec,
+        type=type_,
         required=required,
         optional=optional,
         load=load,
@@ -378,6 +387,11 @@ def _class_model(cls: type) -> Model:
         explain_load=explain_load,
         explain_dump=explain_dump,
     )
+
+
+def _class_model(cls: type) -> Model:
+    required, optional = _class_fields(cls)
+    return _build(cls, cls, required, optional, _class_converters)
 
 
 def _dict_converters(typed: Any, conv: cattrs.Converter) -> tuple[Any, Any]:
@@ -397,18 +411,7 @@ def _dict_converters(typed: Any, conv: cattrs.Converter) -> tuple[Any, Any]:
 
 def _dict_model(spec: dict[str, Any], optional: dict[str, Any], name: str) -> Model:
     typed = _typed_dict(name, spec, optional)
-    load, dump = _dict_converters(typed, _fast)
-    explain_load, explain_dump = _dict_converters(typed, converter)
-    return Model(
-        spec=spec,
-        type=typed,
-        required=dict(spec),
-        optional=dict(optional),
-        load=load,
-        dump=dump,
-        explain_load=explain_load,
-        explain_dump=explain_dump,
-    )
+    return _build(spec, typed, dict(spec), dict(optional), _dict_converters)
 
 
 def _is_shorthand(spec: Any) -> bool:
@@ -418,35 +421,24 @@ def _is_shorthand(spec: Any) -> bool:
     return True
 
 
+def _type_converters(type_: Any, conv: cattrs.Converter) -> tuple[Any, Any]:
+    structure = conv.get_structure_hook(type_)
+    unstructure = conv.get_unstructure_hook(type_)
+
+    def load(data: Any) -> Any:
+        return structure(data, type_)
+
+    def dump(value: Any) -> Any:
+        return unstructure(structure(value, type_))
+
+    return load, dump
+
+
 def _type_model(spec: Any, name: str) -> Model:
     """A model that is one type, not a record: the predecessor's ``{str: int}`` as args."""
     type_ = _translate(spec, name)
     check_map_keys(type_)
-
-    def converters(conv: cattrs.Converter) -> tuple[Any, Any]:
-        structure = conv.get_structure_hook(type_)
-        unstructure = conv.get_unstructure_hook(type_)
-
-        def load(data: Any) -> Any:
-            return structure(data, type_)
-
-        def dump(value: Any) -> Any:
-            return unstructure(structure(value, type_))
-
-        return load, dump
-
-    load, dump = converters(_fast)
-    explain_load, explain_dump = converters(converter)
-    return Model(
-        spec=spec,
-        type=type_,
-        required={},
-        optional={},
-        load=load,
-        dump=dump,
-        explain_load=explain_load,
-        explain_dump=explain_dump,
-    )
+    return _build(spec, type_, {}, {}, _type_converters)
 
 
 def make_model(
