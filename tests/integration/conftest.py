@@ -280,3 +280,23 @@ def write(tmp_path: Path) -> Callable[[str, Any], Path]:
         return path
 
     return make
+
+
+class Inbox:
+    """What a subscriber handler received, safe to read from the test thread."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self._lock = threading.Lock()
+
+    def add(self, item: Any) -> None:
+        with self._lock:
+            self.items.append(item)
+
+    def snapshot(self) -> list[Any]:
+        with self._lock:
+            return list(self.items)
+
+    def real(self) -> list[Any]:
+        """Everything but the probes sent to get past ZMQ's slow-joiner window."""
+        return [item for item in self.snapshot() if item.get("kind") != "probe"]

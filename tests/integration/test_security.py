@@ -17,7 +17,7 @@ import zmq.auth
 from zmqservice import App, ConfigError, RequestTimeout
 from zmqservice.security import create_keys
 
-from .conftest import WAIT_S, Child, Runner, Spawner, pack, unpack, wait_for
+from .conftest import WAIT_S, Child, Inbox, Runner, Spawner, pack, unpack, wait_for
 
 pytestmark = pytest.mark.skipif(not zmq.has("curve"), reason="libzmq without CURVE")
 
@@ -49,23 +49,7 @@ def client_curve(keys: Path, who: str = "client") -> dict[str, str]:
     return {"secret_key": str(keys / f"{who}.key_secret"), "server_key": str(keys / "server.key")}
 
 
-class Calls:
-    """Handler calls, safe to read from the test thread."""
-
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-        self._lock = threading.Lock()
-
-    def add(self, item: Any) -> None:
-        with self._lock:
-            self.items.append(item)
-
-    def snapshot(self) -> list[Any]:
-        with self._lock:
-            return list(self.items)
-
-
-def echo_app(calls: Calls) -> App:
+def echo_app(calls: Inbox) -> App:
     app = App("vault")
 
     @app.replyer("echo")
@@ -76,7 +60,7 @@ def echo_app(calls: Calls) -> App:
     return app
 
 
-def serve_secured_echo(runner: Runner, keys: Path, calls: Calls) -> str:
+def serve_secured_echo(runner: Runner, keys: Path, calls: Inbox) -> str:
     server = runner.serve(
         echo_app(calls), {"in": {"echo": {"replyer": LOOPBACK, "curve": server_curve(keys)}}}
     )
@@ -96,7 +80,7 @@ def caller(runner: Runner, endpoint: str, curve: dict[str, str] | None, timeout:
 
 
 def test_an_allowed_client_gets_replies(runner: Runner, keys: Path) -> None:
-    calls = Calls()
+    calls = Inbox()
     endpoint = serve_secured_echo(runner, keys, calls)
     client = caller(runner, endpoint, client_curve(keys), timeout=WAIT_S)
 
@@ -106,7 +90,7 @@ def test_an_allowed_client_gets_replies(runner: Runner, keys: Path) -> None:
 
 
 def test_a_client_with_an_unknown_key_gets_nothing(runner: Runner, keys: Path) -> None:
-    calls = Calls()
+    calls = Inbox()
     endpoint = serve_secured_echo(runner, keys, calls)
     intruder = caller(runner, endpoint, client_curve(keys, "intruder"), timeout=SHORT_S)
 
@@ -118,7 +102,7 @@ def test_a_client_with_an_unknown_key_gets_nothing(runner: Runner, keys: Path) -
 
 
 def test_an_unknown_key_does_not_lock_out_an_allowed_one(runner: Runner, keys: Path) -> None:
-    calls = Calls()
+    calls = Inbox()
     endpoint = serve_secured_echo(runner, keys, calls)
     intruder = caller(runner, endpoint, client_curve(keys, "intruder"), timeout=SHORT_S)
     with pytest.raises(RequestTimeout):
@@ -130,7 +114,7 @@ def test_an_unknown_key_does_not_lock_out_an_allowed_one(runner: Runner, keys: P
 
 
 def test_a_zmqservice_client_without_curve_gets_nothing(runner: Runner, keys: Path) -> None:
-    calls = Calls()
+    calls = Inbox()
     endpoint = serve_secured_echo(runner, keys, calls)
     plain = caller(runner, endpoint, None, timeout=SHORT_S)
 
@@ -142,7 +126,7 @@ def test_a_zmqservice_client_without_curve_gets_nothing(runner: Runner, keys: Pa
 def test_a_raw_client_without_curve_gets_nothing(
     runner: Runner, keys: Path, zsock: Callable[[int], zmq.Socket[bytes]]
 ) -> None:
-    calls = Calls()
+    calls = Inbox()
     endpoint = serve_secured_echo(runner, keys, calls)
     sock = zsock(zmq.REQ)
     sock.connect(endpoint)
@@ -154,7 +138,7 @@ def test_a_raw_client_without_curve_gets_nothing(
 
 
 def test_a_client_trusting_the_wrong_server_key_gets_nothing(runner: Runner, keys: Path) -> None:
-    calls = Calls()
+    calls = Inbox()
     endpoint = serve_secured_echo(runner, keys, calls)
     wrong = {**client_curve(keys), "server_key": str(keys / "intruder.key")}
     client = caller(runner, endpoint, wrong, timeout=SHORT_S)
@@ -171,7 +155,7 @@ def test_the_authenticator_stops_with_the_app(runner: Runner, keys: Path) -> Non
         return [t for t in threading.enumerate() if isinstance(t, AuthenticationThread)]
 
     before = len(zap_threads())
-    serve_secured_echo(runner, keys, Calls())
+    serve_secured_echo(runner, keys, Inbox())
     assert len(zap_threads()) == before + 1
 
     runner.close()  # stops and joins every app (teardown's second close is a no-op)
@@ -181,7 +165,7 @@ def test_the_authenticator_stops_with_the_app(runner: Runner, keys: Path) -> Non
 # -- pub/sub --------------------------------------------------------------------------------
 
 
-def subscriber_app(name: str, inbox: Calls, *, bind: bool = False) -> App:
+def subscriber_app(name: str, inbox: Inbox, *, bind: bool = False) -> App:
     app = App(name)
 
     @app.subscriber("ticks", bind=bind)
@@ -191,7 +175,7 @@ def subscriber_app(name: str, inbox: Calls, *, bind: bool = False) -> App:
     return app
 
 
-def publish_until_heard(publishers: list[App], inbox: Calls) -> None:
+def publish_until_heard(publishers: list[App], inbox: Inbox) -> None:
     """Publish from every publisher until `inbox` hears one, then a burst of real ones."""
     deadline = time.monotonic() + WAIT_S
     while not inbox.snapshot():
@@ -211,7 +195,7 @@ def test_a_secured_publisher_reaches_only_allowed_subscribers(runner: Runner, ke
     secured = {"publisher": LOOPBACK, "curve": server_curve(keys)}
     runner.serve(publisher, {"out": {"ticks": secured}})
     endpoint = publisher.endpoints["ticks"]
-    allowed, intruder = Calls(), Calls()
+    allowed, intruder = Inbox(), Inbox()
     for name, inbox, who in (("allowed", allowed, "client"), ("intruder", intruder, "intruder")):
         entry = {"subscriber": endpoint, "curve": client_curve(keys, who)}
         runner.serve(subscriber_app(name, inbox), {"in": {"ticks": entry}})
@@ -224,7 +208,7 @@ def test_a_secured_publisher_reaches_only_allowed_subscribers(runner: Runner, ke
 
 
 def test_a_secured_subscriber_hears_only_allowed_publishers(runner: Runner, keys: Path) -> None:
-    inbox = Calls()
+    inbox = Inbox()
     sub = subscriber_app("listener", inbox, bind=True)
     runner.serve(sub, {"in": {"ticks": {"subscriber": LOOPBACK, "curve": server_curve(keys)}}})
     endpoint = sub.endpoints["ticks"]
@@ -260,7 +244,7 @@ def test_bad_keys_fail_at_startup_before_any_socket_opens(
     (keys / "empty").mkdir()
     endpoint = ipc("vault")
     curve = {**server_curve(keys), field: str(tmp_path / value)}
-    app = echo_app(Calls())
+    app = echo_app(Inbox())
 
     with pytest.raises(ConfigError, match=rf"^addresses\.in\.echo\.curve\.{field}: .*{message}"):
         app.run({"in": {"echo": {"replyer": endpoint, "curve": curve}}})
