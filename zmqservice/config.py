@@ -30,7 +30,14 @@ if TYPE_CHECKING:
     from .app import App, Connection
     from .security import CurveKeys
 
-__all__ = ["Endpoint", "build_config", "load_json", "parse_value", "resolve_addresses"]
+__all__ = [
+    "Endpoint",
+    "build_config",
+    "load_json",
+    "parse_endpoint",
+    "parse_value",
+    "resolve_addresses",
+]
 
 SCHEMES = ("tcp", "ipc", "inproc", "pgm", "epgm", "ws", "wss", "vmci", "udp")
 _HOST_PORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[^:/\s]+):(?P<port>\d{1,5})$")
@@ -160,27 +167,43 @@ class Endpoint:
     curve: CurveKeys | None = None
 
 
-def _endpoint(conn: Connection, value: Any, key: str) -> Endpoint:
+def parse_endpoint(value: Any, key: str, *, bind: bool) -> str:
+    """Turn an address into the ZMQ endpoint a socket binds or connects to.
+
+    ``host:port`` binds ``tcp://*:port`` (as the predecessor did) and connects to
+    ``tcp://host:port``; a full endpoint (``tcp://``, ``ipc://`` ...) says exactly where.
+
+    Args:
+        value: the address as given.
+        key: where it was given (``addresses.in.x.replyer``, ``--frontend``), for messages.
+        bind: whether the socket binds.
+
+    Raises:
+        ConfigError: one line naming `key`, for anything that is not an address.
+    """
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{key}: expected 'host:port' or a ZMQ endpoint, got {value!r}")
-    value = value.strip()
-    match = _ENDPOINT.match(value)
+    text: str = value.strip()
+    match = _ENDPOINT.match(text)
     if match:
         scheme = match["scheme"]
         if scheme not in SCHEMES:
-            raise ConfigError(f"{key}: unknown transport {scheme!r} in {value!r}")
+            raise ConfigError(f"{key}: unknown transport {scheme!r} in {text!r}")
         if scheme == "tcp":
             host_port = _HOST_PORT.match(match["rest"])
             if not host_port or int(host_port["port"]) > 65535:
-                raise ConfigError(f"{key}: {value!r} is not tcp://host:port")
-        return Endpoint(value, conn.bind)
-    host_port = _HOST_PORT.match(value)
+                raise ConfigError(f"{key}: {text!r} is not tcp://host:port")
+        return text
+    host_port = _HOST_PORT.match(text)
     if not host_port or int(host_port["port"]) > 65535:
-        raise ConfigError(f"{key}: {value!r} is not 'host:port' or a ZMQ endpoint like tcp://...")
+        raise ConfigError(f"{key}: {text!r} is not 'host:port' or a ZMQ endpoint like tcp://...")
     port = host_port["port"]
     # The predecessor bound every interface for host:port; full endpoints say exactly where.
-    url = f"tcp://*:{port}" if conn.bind else f"tcp://{host_port['host']}:{port}"
-    return Endpoint(url, conn.bind)
+    return f"tcp://*:{port}" if bind else f"tcp://{host_port['host']}:{port}"
+
+
+def _endpoint(conn: Connection, value: Any, key: str) -> Endpoint:
+    return Endpoint(parse_endpoint(value, key, bind=conn.bind), conn.bind)
 
 
 def resolve_addresses(
