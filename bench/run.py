@@ -7,7 +7,9 @@
 
 1. sequential request/reply round trips per second, raw REQ->REP vs requester->replyer;
 2. pub/sub throughput with zero loss, raw PUB->SUB vs publisher->subscriber;
-3. per-call cost of ``app.test_client().request`` and of each dispatch hot path, in-process.
+3. per-call cost of ``app.test_client().request`` and of each dispatch hot path, in-process;
+4. requests/s of a replyer whose handler sleeps 10 ms, ``concurrency=1`` vs ``16``;
+5. ``zmqservice run --workers 1`` vs ``--workers 2``: req/s of a 2 ms CPU-bound replyer.
 
 Raw and zmqservice runs alternate (ABBA) over ``--rounds`` windows of ``--seconds`` each;
 the table shows the median. Every child process is stopped on the way out, whatever happens.
@@ -32,7 +34,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import concurrent_replyer
 import inprocess
+import scaling
 import workers
 
 GOAL_REQREP = 0.85
@@ -400,7 +404,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--start-method", choices=("spawn", "fork", "forkserver"), default="spawn")
     parser.add_argument(
         "--only",
-        choices=("reqrep", "pubsub", "inprocess"),
+        choices=("reqrep", "pubsub", "inprocess", "concurrency", "workers"),
         action="append",
         help="run only these sections (repeatable)",
     )
@@ -426,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.pin:
         os.sched_setaffinity(0, {0})  # before any child: they and their threads inherit it
     ctx = mp.get_context(opts.start_method)
-    sections = opts.only or ["reqrep", "pubsub", "inprocess"]
+    sections = opts.only or ["reqrep", "pubsub", "inprocess", "concurrency", "workers"]
     started = time.monotonic()
     with sigterm_as_exit():
         report_header(opts)
@@ -436,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
             report_pubsub(bench_pubsub(ctx, opts))
         if "inprocess" in sections:
             report_inprocess(bench_inprocess(opts))
+        if "concurrency" in sections:  # short: one window per level, at most 1 s
+            concurrent_replyer.report(concurrent_replyer.bench(min(opts.seconds, 1.0)))
+        if "workers" in sections:  # short: windows of at most 1 s
+            scaling.report_workers(scaling.bench_workers(opts.rounds, min(opts.seconds, 1.0)))
     load = os.getloadavg()[0]
     print(f"\n  total {time.monotonic() - started:.1f} s, load average at end {load:.2f}")
     return 0

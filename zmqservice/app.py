@@ -47,6 +47,8 @@ class Connection:
     address: str | None = None
     max_message_size: int | None = None
     """Inbound connections: the byte limit; None means the app's ``max_message_size``."""
+    concurrency: int = 1
+    """Replyers: requests served at once (a ROUTER socket and a thread pool when > 1)."""
 
     @property
     def side(self) -> Literal["in", "out"]:
@@ -191,11 +193,17 @@ class App:
         bind: bool = True,
         address: str | None = None,
         max_message_size: int | None = None,
+        concurrency: int = 1,
     ) -> Callable[[F], F]:
         """Answer requests on `name` (a REP socket, bound unless ``bind=False``).
 
         A request over `max_message_size` bytes (default: the app's) gets a ``DecodeError``
-        reply and never reaches the handler.
+        reply and never reaches the handler. With ``concurrency=K`` (K > 1) up to K requests
+        are handled at once, each in a thread of a pool of K, over a ROUTER socket (same
+        wire as REP); the test client ignores it.
+
+        Raises:
+            ValueError: `concurrency` is not an int >= 1.
 
         Example:
             ```python
@@ -208,6 +216,10 @@ class App:
         args_model = make_model(args, optional_args, f"{name}_args")
         returns_model = make_model(returns, optional_returns, f"{name}_returns")
         limit = _check_size(max_message_size, f"replyer {name!r}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(
+                f"replyer {name!r}: concurrency must be an int >= 1, got {concurrency!r}"
+            )
 
         def decorator(fn: F) -> F:
             self.add_connection(
@@ -220,6 +232,7 @@ class App:
                     bind=bind,
                     address=address,
                     max_message_size=limit,
+                    concurrency=concurrency,
                 )
             )
             return fn
@@ -492,6 +505,7 @@ class App:
         *,
         main: bool = False,
         min_wait: float = 0.0,
+        workers: int | None = None,
     ) -> Any:
         """Run the service here until a signal (or, with ``main=True``, until main returns).
 
@@ -500,6 +514,8 @@ class App:
             config: a config dict or a JSON file path (environment variables still apply).
             main: run `@app.main` instead of serving.
             min_wait: seconds to sleep between poll rounds (the predecessor's min wait).
+            workers: serve from this many worker processes behind a proxy per replyer
+                (docs/scaling.md); the app must be a module-level name, importable again.
 
         Returns:
             What `@app.main` returned in main mode, else None.
@@ -509,7 +525,7 @@ class App:
         """
         from .runtime import run_app
 
-        return run_app(self, addresses, config, main=main, min_wait=min_wait)
+        return run_app(self, addresses, config, main=main, min_wait=min_wait, workers=workers)
 
     def test_client(self, config: dict[str, Any] | None = None) -> TestClient:
         """Return an in-process client over the same dispatch core: no sockets.

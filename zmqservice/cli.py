@@ -79,6 +79,11 @@ def main() -> None:
     show_default=True,
     help="Rotated log files to keep.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Serve the replyers from N worker processes behind a proxy (docs/scaling.md).",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -91,6 +96,7 @@ def run(
     file_log_level: str,
     log_path: str | None,
     backup_count: int,
+    workers: int | None,
 ) -> None:
     """Run the service TARGET (module:app, module, path/to/file.py[:app]).
 
@@ -104,6 +110,23 @@ def run(
     try:
         app = load_app(target)
         extra = _extra_config(list(ctx.args), app)
+        if workers is not None:
+            from .workers import run_workers
+
+            # Worker logs go to the console only: N processes cannot rotate one file.
+            log_args = {"console_loglevel": console_log_level}
+            run_workers(
+                app,
+                addresses,
+                config,
+                workers=workers,
+                target=target,
+                main=main_mode,
+                min_wait=min_wait,
+                extra_config=extra,
+                logging_args=log_args,
+            )
+            return
         run_app(
             app,
             addresses,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from . import codec
+from .concurrency import ConcurrentReplyer, serve
 from .config import build_config, resolve_addresses
 from .dispatch import Dispatcher
 from .errors import ConfigError
@@ -60,8 +61,11 @@ def run_app(
     extra_config: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     on_ready: Callable[[], Any] | None = None,
+    workers: int | None = None,
 ) -> Any:
     """Validate config and addresses, open sockets, then serve or run main.
+
+    With `workers`, serve from that many worker processes instead (`zmqservice.workers`).
 
     Returns:
         What `@app.main` returned in main mode, else None.
@@ -69,6 +73,20 @@ def run_app(
     Raises:
         ConfigError: before any socket is opened, for bad config, addresses or targets.
     """
+    if workers is not None:
+        from .workers import run_workers
+
+        return run_workers(
+            app,
+            addresses,
+            config,
+            workers=workers,
+            main=main,
+            min_wait=min_wait,
+            extra_config=extra_config,
+            environ=environ,
+            on_ready=None if on_ready is None else lambda _: on_ready(),
+        )
     if main and "main" not in app.hooks:
         raise ConfigError(f"App {app.name!r} has no @app.main to run in main mode")
     cfg = build_config(app, config, os.environ if environ is None else environ, extra_config)
@@ -115,6 +133,8 @@ class Runtime:
         self.endpoints = endpoints
         self.inbound = [c for c in conns if c.side == "in"]
         self.sockets: list[zmq.Socket[bytes]] = []
+        self.concurrent: list[ConcurrentReplyer] = []
+        """Replyers with ``concurrency`` > 1: served by `concurrency.serve`."""
         self.stopping = threading.Event()
         self._signal: tuple[int, FrameType | None] | None = None
         self._main_mode = False
@@ -188,7 +208,7 @@ class Runtime:
                 self._serve(handlers, min_wait)
                 return None
             self._main_mode = True
-            if handlers:
+            if handlers or self.concurrent:
                 server = threading.Thread(
                     target=self._serve, args=(handlers, min_wait), name="zmqservice-serve"
                 )
@@ -226,7 +246,13 @@ class Runtime:
             sock = open_inbound(self.context, conn, self.endpoints[conn.name], limit)
             self.sockets.append(sock)
             self.bound[conn.name] = _last_endpoint(sock)
-            if conn.kind == "replyer":
+            if conn.kind == "replyer" and conn.concurrency > 1:
+                handle = self.dispatcher.replier(conn)
+                replyer = ConcurrentReplyer(
+                    self.context, sock, handle, conn.label, conn.concurrency
+                )
+                self.concurrent.append(replyer)
+            elif conn.kind == "replyer":
                 handlers[sock] = (True, self.dispatcher.replier(conn), conn.label)
             else:
                 handlers[sock] = (False, self.dispatcher.receiver(conn), conn.label)
@@ -246,7 +272,9 @@ class Runtime:
             self._run_signal_hook()
 
     def _serve_loop(self, handlers: Handlers, min_wait: float) -> None:
-        if not handlers:
+        if self.concurrent:
+            serve(handlers, self.concurrent, self.stopping, POLL_MS, min_wait)
+        elif not handlers:
             LOG.info("App %r has no in-connections: nothing to serve until stopped", self.app.name)
             # zmq.Poller.poll() returns at once with no sockets: wait on the event instead.
             while not self.stopping.wait(POLL_MS / 1000):
@@ -325,6 +353,8 @@ class Runtime:
             if not self._served.wait(TERM_WAIT_S):
                 LOG.error("the serving thread did not stop: leaving its sockets open")
                 return
+        for replyer in self.concurrent:
+            replyer.close()
         for sock in self.sockets:
             sock.close()
         self.sockets.clear()

@@ -50,11 +50,12 @@ def open_inbound(
 ) -> zmq.Socket[bytes]:
     """Open the REP (replyer) or SUB (subscriber) socket of an in-connection.
 
+    A replyer with ``concurrency`` > 1 gets a ROUTER socket instead (see `concurrency`).
     With `max_message_size`, libzmq drops the connection of a peer that sends a message
     `HARD_LIMIT_FACTOR` times bigger (``ZMQ_MAXMSGSIZE``) before it is read into memory.
     """
     if conn.kind == "replyer":
-        sock = context.socket(zmq.REP)
+        sock = context.socket(zmq.REP if conn.concurrency == 1 else zmq.ROUTER)
     else:
         sock = context.socket(zmq.SUB)
         sock.setsockopt(zmq.RCVHWM, conn.hwm)
