@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from typing import Any
 
 import click
 
+from .cli_common import CONTEXT, CliError
+from .cli_tools import call, describe, docs, listen, proxy, publish, routes
 from .config import parse_value
-from .errors import ConfigError, ZmqServiceError
+from .errors import ConfigError
 
 __all__ = ["main"]
 
-CONTEXT = {"help_option_names": ["-h", "--help"]}
 LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
-
-
-class CliError(click.ClickException):
-    """A one-line error and exit code 2: usage, import or config problems."""
-
-    exit_code = 2
-
-
-class ToolError(click.ClickException):
-    """A one-line error and exit code 1: the peer failed, timed out or was not there."""
-
-    exit_code = 1
 
 
 def _extra_config(args: list[str], app: Any) -> dict[str, Any]:
@@ -165,9 +153,7 @@ def keygen(directory: str, name: str) -> None:
     click.echo(f"secret key (keep it, mode 0600): {secret}")
 
 
-# -- tools: routes, docs, call, describe, publish, listen ----------------------------------
-
-TIMEOUT = click.FloatRange(min=0, min_open=True)
+# -- run's start-up summary ------------------------------------------------------------
 
 
 def _announce(app: Any, console_log_level: str) -> None:
@@ -191,323 +177,8 @@ def _announce(app: Any, console_log_level: str) -> None:
         log.info("%s: %s %s on %s", app.name, kind, name, where)
 
 
-def _load(target: str) -> Any:
-    from .loading import load_app
-
-    try:
-        return load_app(target)
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
-
-
-def _url(endpoint: str) -> str:
-    from .tools import endpoint_url
-
-    try:
-        return endpoint_url(endpoint)
-    except ValueError as exc:
-        raise CliError(f"ENDPOINT {exc}") from None
-
-
-def _args(args_json: str) -> Any:
-    from .codec import marker_hook
-
-    text = sys.stdin.read() if args_json == "-" else args_json
-    try:
-        return json.loads(text, object_hook=marker_hook)
-    except (ValueError, TypeError, ArithmeticError) as exc:
-        raise CliError(f"ARGS_JSON is not valid JSON: {exc}") from None
-
-
-def _echo_json(value: Any) -> None:
-    """Print JSON: indented and highlighted on a terminal, one compact line when piped."""
-    from .tools import jsonable
-
-    data = jsonable(value)
-    if sys.stdout.isatty():
-        from rich.console import Console
-
-        Console(soft_wrap=True).print_json(data=data)
-    else:
-        click.echo(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
-
-
-def _workflow_id(given: str | None) -> str:
-    from .dispatch import new_workflow_id
-
-    return given or new_workflow_id()
-
-
-def _request(url: str, frame: bytes, timeout: float, what: str) -> bytes:
-    from .errors import RequestTimeout
-    from .tools import request
-
-    try:
-        return request(url, frame, timeout)
-    except RequestTimeout as exc:
-        raise ToolError(f"{what}: {exc}") from None
-
-
-@main.command(context_settings=CONTEXT)
-@click.argument("target")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list for scripts.")
-def routes(target: str, as_json: bool) -> None:
-    """List the connections of a service.
-
-    TARGET is loaded as `zmqservice run` loads it (module:app, module, path/to/file.py[:app]),
-    predecessor modules included.
-    """
-    from .describe import route_rows
-
-    app = _load(target)
-    rows = route_rows(app)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    from rich.console import Console
-
-    from .render import routes_table
-
-    # Piped: wide enough that no cell is cut (a terminal wraps to its own width).
-    Console(width=None if sys.stdout.isatty() else 250).print(routes_table(app.name, rows))
-
-
-@main.command(context_settings=CONTEXT)
-@click.argument("target")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
-@click.option("--app-version", default="0.0.0", show_default=True, help="The info.version.")
-def docs(target: str, output: str | None, app_version: str) -> None:
-    """Print the AsyncAPI 3.0 document of a service.
-
-    TARGET is loaded as `zmqservice run` loads it; the document is JSON.
-    """
-    from .asyncapi import asyncapi_document
-
-    text = json.dumps(asyncapi_document(_load(target), version=app_version), indent=2) + "\n"
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        with open(output, "w", encoding="utf-8") as file:
-            file.write(text)
-    except OSError as exc:
-        raise CliError(f"cannot write {output!r}: {exc.strerror or exc}") from None
-    click.echo(f"wrote {output}", err=True)
-
-
-@main.command(context_settings=CONTEXT)
-@click.argument("endpoint")
-@click.argument("name")
-@click.argument("args_json")
-@click.option("-t", "--timeout", type=TIMEOUT, default=5.0, show_default=True, help="Seconds.")
-@click.option("-w", "--workflow-id", help="The request's workflow_id (default: a new uuid4).")
-def call(endpoint: str, name: str, args_json: str, timeout: float, workflow_id: str | None) -> None:
-    """Send one request to a running replyer.
-
-    Prints the reply's return_args as JSON. ENDPOINT is host:port or a ZMQ endpoint; it
-    alone selects the replyer, NAME is for messages. ARGS_JSON is the args as JSON ('-'
-    reads stdin); Decimal, UUID and set go as their wire markers, e.g. {"__decimal__": true,
-    "as_str": "1.5"}. Exit 1 on an error reply or a timeout, 2 on bad ARGS_JSON.
-    """
-    from . import codec
-    from .errors import DecodeError
-
-    url, args = _url(endpoint), _args(args_json)
-    frame = codec.encode_request(args, _workflow_id(workflow_id))
-    reply = _request(url, frame, timeout, name)
-    try:
-        return_args, error = codec.decode_reply(reply)
-    except DecodeError as exc:
-        raise ToolError(f"{name}: {exc}") from None
-    if error is not None:
-        raise ToolError(f"{name}: {error['type']}: {error['message']}")
-    _echo_json(return_args)
-
-
-@main.command(context_settings=CONTEXT)
-@click.argument("endpoint")
-@click.option("-t", "--timeout", type=TIMEOUT, default=5.0, show_default=True, help="Seconds.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (the default when piped).")
-def describe(endpoint: str, timeout: float, as_json: bool) -> None:
-    """Ask a running replyer to describe its app.
-
-    Prints the app's connections and their JSON Schemas: a tree on a terminal, JSON with
-    --json or when piped. ENDPOINT is host:port or a ZMQ endpoint.
-    """
-    import msgpack
-
-    from . import codec
-
-    url = _url(endpoint)
-    frame = codec.encode(
-        {"args": None, "workflow_id": _workflow_id(None), codec.DESCRIBE_KEY: True}
-    )
-    reply = _request(url, frame, timeout, "describe")
-    try:
-        envelope = msgpack.unpackb(reply, raw=False)  # no marker hook: the payload is plain
-    except Exception as exc:
-        raise ToolError(
-            f"describe: {url} answered with something that is not msgpack: {exc}"
-        ) from None
-    error = envelope.get("error") if isinstance(envelope, dict) else None
-    if error is not None:
-        raise ToolError(f"describe: {error.get('type')}: {error.get('message')}")
-    description = envelope.get("return_args") if isinstance(envelope, dict) else None
-    if not isinstance(description, dict) or "connections" not in description:
-        raise ToolError(
-            f"describe: {url} answered, but not with a description (is it a zmqservice replyer?)"
-        )
-    if as_json or not sys.stdout.isatty():
-        _echo_json(description)
-        return
-    from rich.console import Console
-
-    from .render import description_tree
-
-    Console().print(description_tree(description))
-
-
-@main.command(context_settings=CONTEXT)
-@click.argument("endpoint")
-@click.argument("args_json")
-@click.option("--topic", default="", help="The topic, as a zmqservice publisher sets it.")
-@click.option("-t", "--timeout", type=TIMEOUT, default=5.0, show_default=True, help="Seconds.")
-@click.option("-w", "--workflow-id", help="The message's workflow_id (default: a new uuid4).")
-def publish(
-    endpoint: str, args_json: str, topic: str, timeout: float, workflow_id: str | None
-) -> None:
-    """Publish one message to a subscriber.
-
-    ENDPOINT is a subscriber that binds, or a pub/sub proxy's frontend. The frame is the one
-    a zmqservice publisher sends: packb(topic) + packb(envelope). It leaves once a peer has
-    subscribed to a matching prefix; exit 1 if none does in time.
-    """
-    from . import codec
-    from .tools import publish as publish_once
-
-    url, args, wid = _url(endpoint), _args(args_json), _workflow_id(workflow_id)
-    frame = codec.topic_prefix(topic) + codec.encode_request(args, wid)
-    try:
-        publish_once(url, frame, timeout)
-    except TimeoutError as exc:
-        raise ToolError(str(exc)) from None
-    click.echo(f"published to {url}: topic {topic!r}, workflow_id {wid}")
-
-
-@main.command(context_settings=CONTEXT)
-@click.argument("endpoint")
-@click.option("--topic", default="", help="Only this topic (default: every topic).")
-@click.option("-n", "--count", type=click.IntRange(min=1), help="Stop after N messages.")
-@click.option("-t", "--timeout", type=TIMEOUT, help="Stop after S seconds.")
-def listen(endpoint: str, topic: str, count: int | None, timeout: float | None) -> None:
-    """Print the messages a publisher sends.
-
-    Each message shows its topic, workflow_id and args. Runs until Ctrl-C or SIGTERM, N
-    messages, or S seconds (exit 0; exit 1 when S seconds pass before N messages). On a
-    terminal one highlighted line per message; piped, one JSON object per line.
-    """
-    import signal
-    import threading
-
-    from . import codec
-    from .errors import DecodeError
-    from .tools import jsonable, split_published
-    from .tools import listen as listen_frames
-
-    url = _url(endpoint)
-    prefix = codec.topic_prefix(topic)
-    stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
-    terminal = sys.stdout.isatty()
-    console = None
-    if terminal:
-        from rich.console import Console
-
-        from .render import message_line
-
-        console = Console(soft_wrap=True)
-    received = 0
-    click.echo(f"listening on {url}, topic {topic!r}" if topic else f"listening on {url}", err=True)
-    try:
-        for frame in listen_frames(url, prefix, stop.is_set, timeout):
-            try:
-                msg_topic, args, wid = split_published(frame, prefix)
-            except DecodeError as exc:
-                click.echo(f"skipped a frame that is not a published message: {exc}", err=True)
-                continue
-            line = {"topic": msg_topic, "workflow_id": wid, "args": jsonable(args)}
-            if console is not None:
-                console.print(message_line(msg_topic, wid, line["args"]))
-            else:
-                click.echo(json.dumps(line, separators=(",", ":"), ensure_ascii=False))
-            received += 1
-            if count is not None and received >= count:
-                break
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if count is not None and received < count and not stop.is_set():
-        raise ToolError(f"got {received} of {count} messages within {timeout:g}s")
-
-
-# -- proxy: libzmq's own forwarders, where services on several hosts meet ------------------
-
-
-@main.group(context_settings=CONTEXT)
-def proxy() -> None:
-    """Run one of libzmq's own proxies, binding both of its addresses.
-
-    FRONTEND and BACKEND are host:port (binds tcp://*:port) or a ZMQ endpoint; port 0 picks
-    a free port, shown in the line printed once both are bound. SIGINT / SIGTERM stop it
-    (exit 0); a bad or busy address exits 2.
-    """
-
-
-def _run_proxy(kind: str, frontend: str, backend: str, **options: int) -> None:
-    from .log import setup_logging
-    from .proxy import Proxy, run_proxy
-
-    setup_logging("INFO")
-    try:
-        forwarder = Proxy(kind, frontend, backend, **options)
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
-    try:
-        run_proxy(forwarder, on_ready=lambda p: click.echo(p.summary))
-    except ZmqServiceError as exc:
-        raise ToolError(str(exc)) from None
-
-
-_FRONTEND = click.option("--frontend", required=True, metavar="ADDR", help="Bind address.")
-_BACKEND = click.option("--backend", required=True, metavar="ADDR", help="Bind address.")
-
-
-@proxy.command("pubsub", context_settings=CONTEXT)
-@_FRONTEND
-@_BACKEND
-@click.option(
-    "--hwm",
-    type=click.IntRange(min=0),
-    default=100_000,
-    show_default=True,
-    help="High-water mark of both sockets, in messages (0: none).",
-)
-def proxy_pubsub(frontend: str, backend: str, hwm: int) -> None:
-    """XSUB frontend (publishers connect, xpub=True) -> XPUB backend (subscribers connect)."""
-    _run_proxy("pubsub", frontend, backend, hwm=hwm)
-
-
-@proxy.command("reqrep", context_settings=CONTEXT)
-@_FRONTEND
-@_BACKEND
-def proxy_reqrep(frontend: str, backend: str) -> None:
-    """ROUTER frontend (requesters connect) -> DEALER backend (replyers connect, bind=False).
-
-    The DEALER hands requests to the connected replyers in turn (round robin).
-    """
-    _run_proxy("reqrep", frontend, backend)
+for command in (routes, docs, call, describe, publish, listen, proxy):
+    main.add_command(command)
 
 
 def entry() -> None:

@@ -1,0 +1,281 @@
+"""The tool commands: routes, docs, call, describe, publish, listen, and the proxies."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+
+import click
+
+from . import cli_common as common
+from .cli_common import CONTEXT, TIMEOUT, CliError, ToolError
+from .errors import ConfigError, ZmqServiceError
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list for scripts.")
+def routes(target: str, as_json: bool) -> None:
+    """List the connections of a service.
+
+    TARGET is loaded as `zmqservice run` loads it (module:app, module, path/to/file.py[:app]),
+    predecessor modules included.
+    """
+    from .describe import route_rows
+
+    app = common.load_target(target)
+    rows = route_rows(app)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+
+    from .render import routes_table
+
+    # Piped: wide enough that no cell is cut (a terminal wraps to its own width).
+    Console(width=None if sys.stdout.isatty() else 250).print(routes_table(app.name, rows))
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("target")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
+@click.option("--app-version", default="0.0.0", show_default=True, help="The info.version.")
+def docs(target: str, output: str | None, app_version: str) -> None:
+    """Print the AsyncAPI 3.0 document of a service.
+
+    TARGET is loaded as `zmqservice run` loads it; the document is JSON.
+    """
+    from .asyncapi import asyncapi_document
+
+    text = (
+        json.dumps(asyncapi_document(common.load_target(target), version=app_version), indent=2)
+        + "\n"
+    )
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as exc:
+        raise CliError(f"cannot write {output!r}: {exc.strerror or exc}") from None
+    click.echo(f"wrote {output}", err=True)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("endpoint")
+@click.argument("name")
+@click.argument("args_json")
+@click.option("-t", "--timeout", type=TIMEOUT, default=5.0, show_default=True, help="Seconds.")
+@click.option("-w", "--workflow-id", help="The request's workflow_id (default: a new uuid4).")
+def call(endpoint: str, name: str, args_json: str, timeout: float, workflow_id: str | None) -> None:
+    """Send one request to a running replyer.
+
+    Prints the reply's return_args as JSON. ENDPOINT is host:port or a ZMQ endpoint; it
+    alone selects the replyer, NAME is for messages. ARGS_JSON is the args as JSON ('-'
+    reads stdin); Decimal, UUID and set go as their wire markers, e.g. {"__decimal__": true,
+    "as_str": "1.5"}. Exit 1 on an error reply or a timeout, 2 on bad ARGS_JSON.
+    """
+    from . import codec
+    from .errors import DecodeError
+
+    url, args = common.endpoint(endpoint), common.parse_args(args_json)
+    frame = codec.encode_request(args, common.workflow_id(workflow_id))
+    reply = common.request(url, frame, timeout, name)
+    try:
+        return_args, error = codec.decode_reply(reply)
+    except DecodeError as exc:
+        raise ToolError(f"{name}: {exc}") from None
+    if error is not None:
+        raise ToolError(f"{name}: {error['type']}: {error['message']}")
+    common.echo_json(return_args)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("endpoint")
+@click.option("-t", "--timeout", type=TIMEOUT, default=5.0, show_default=True, help="Seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the default when piped).")
+def describe(endpoint: str, timeout: float, as_json: bool) -> None:
+    """Ask a running replyer to describe its app.
+
+    Prints the app's connections and their JSON Schemas: a tree on a terminal, JSON with
+    --json or when piped. ENDPOINT is host:port or a ZMQ endpoint.
+    """
+    import msgpack
+
+    from . import codec
+
+    url = common.endpoint(endpoint)
+    frame = codec.encode(
+        {"args": None, "workflow_id": common.workflow_id(None), codec.DESCRIBE_KEY: True}
+    )
+    reply = common.request(url, frame, timeout, "describe")
+    try:
+        envelope = msgpack.unpackb(reply, raw=False)  # no marker hook: the payload is plain
+    except Exception as exc:
+        raise ToolError(
+            f"describe: {url} answered with something that is not msgpack: {exc}"
+        ) from None
+    error = envelope.get("error") if isinstance(envelope, dict) else None
+    if error is not None:
+        raise ToolError(f"describe: {error.get('type')}: {error.get('message')}")
+    description = envelope.get("return_args") if isinstance(envelope, dict) else None
+    if not isinstance(description, dict) or "connections" not in description:
+        raise ToolError(
+            f"describe: {url} answered, but not with a description (is it a zmqservice replyer?)"
+        )
+    if as_json or not sys.stdout.isatty():
+        common.echo_json(description)
+        return
+    from rich.console import Console
+
+    from .render import description_tree
+
+    Console().print(description_tree(description))
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("endpoint")
+@click.argument("args_json")
+@click.option("--topic", default="", help="The topic, as a zmqservice publisher sets it.")
+@click.option("-t", "--timeout", type=TIMEOUT, default=5.0, show_default=True, help="Seconds.")
+@click.option("-w", "--workflow-id", help="The message's workflow_id (default: a new uuid4).")
+def publish(
+    endpoint: str, args_json: str, topic: str, timeout: float, workflow_id: str | None
+) -> None:
+    """Publish one message to a subscriber.
+
+    ENDPOINT is a subscriber that binds, or a pub/sub proxy's frontend. The frame is the one
+    a zmqservice publisher sends: packb(topic) + packb(envelope). It leaves once a peer has
+    subscribed to a matching prefix; exit 1 if none does in time.
+    """
+    from . import codec
+    from .tools import publish as publish_once
+
+    url, args, wid = (
+        common.endpoint(endpoint),
+        common.parse_args(args_json),
+        common.workflow_id(workflow_id),
+    )
+    frame = codec.topic_prefix(topic) + codec.encode_request(args, wid)
+    try:
+        publish_once(url, frame, timeout)
+    except TimeoutError as exc:
+        raise ToolError(str(exc)) from None
+    click.echo(f"published to {url}: topic {topic!r}, workflow_id {wid}")
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("endpoint")
+@click.option("--topic", default="", help="Only this topic (default: every topic).")
+@click.option("-n", "--count", type=click.IntRange(min=1), help="Stop after N messages.")
+@click.option("-t", "--timeout", type=TIMEOUT, help="Stop after S seconds.")
+def listen(endpoint: str, topic: str, count: int | None, timeout: float | None) -> None:
+    """Print the messages a publisher sends.
+
+    Each message shows its topic, workflow_id and args. Runs until Ctrl-C or SIGTERM, N
+    messages, or S seconds (exit 0; exit 1 when S seconds pass before N messages). On a
+    terminal one highlighted line per message; piped, one JSON object per line.
+    """
+
+    from . import codec
+    from .errors import DecodeError
+    from .tools import jsonable, split_published
+    from .tools import listen as listen_frames
+
+    url = common.endpoint(endpoint)
+    prefix = codec.topic_prefix(topic)
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    terminal = sys.stdout.isatty()
+    console = None
+    if terminal:
+        from rich.console import Console
+
+        from .render import message_line
+
+        console = Console(soft_wrap=True)
+    received = 0
+    click.echo(f"listening on {url}, topic {topic!r}" if topic else f"listening on {url}", err=True)
+    try:
+        for frame in listen_frames(url, prefix, stop.is_set, timeout):
+            try:
+                msg_topic, args, wid = split_published(frame, prefix)
+            except DecodeError as exc:
+                click.echo(f"skipped a frame that is not a published message: {exc}", err=True)
+                continue
+            line = {"topic": msg_topic, "workflow_id": wid, "args": jsonable(args)}
+            if console is not None:
+                console.print(message_line(msg_topic, wid, line["args"]))
+            else:
+                click.echo(json.dumps(line, separators=(",", ":"), ensure_ascii=False))
+            received += 1
+            if count is not None and received >= count:
+                break
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if count is not None and received < count and not stop.is_set():
+        raise ToolError(f"got {received} of {count} messages within {timeout:g}s")
+
+
+# -- proxy: libzmq's own forwarders, where services on several hosts meet ------------------
+
+
+@click.group(context_settings=CONTEXT)
+def proxy() -> None:
+    """Run one of libzmq's own proxies, binding both of its addresses.
+
+    FRONTEND and BACKEND are host:port (binds tcp://*:port) or a ZMQ endpoint; port 0 picks
+    a free port, shown in the line printed once both are bound. SIGINT / SIGTERM stop it
+    (exit 0); a bad or busy address exits 2.
+    """
+
+
+def _run_proxy(kind: str, frontend: str, backend: str, **options: int) -> None:
+    from .log import setup_logging
+    from .proxy import Proxy, run_proxy
+
+    setup_logging("INFO")
+    try:
+        forwarder = Proxy(kind, frontend, backend, **options)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        run_proxy(forwarder, on_ready=lambda p: click.echo(p.summary))
+    except ZmqServiceError as exc:
+        raise ToolError(str(exc)) from None
+
+
+_FRONTEND = click.option("--frontend", required=True, metavar="ADDR", help="Bind address.")
+_BACKEND = click.option("--backend", required=True, metavar="ADDR", help="Bind address.")
+
+
+@proxy.command("pubsub", context_settings=CONTEXT)
+@_FRONTEND
+@_BACKEND
+@click.option(
+    "--hwm",
+    type=click.IntRange(min=0),
+    default=100_000,
+    show_default=True,
+    help="High-water mark of both sockets, in messages (0: none).",
+)
+def proxy_pubsub(frontend: str, backend: str, hwm: int) -> None:
+    """XSUB frontend (publishers connect, xpub=True) -> XPUB backend (subscribers connect)."""
+    _run_proxy("pubsub", frontend, backend, hwm=hwm)
+
+
+@proxy.command("reqrep", context_settings=CONTEXT)
+@_FRONTEND
+@_BACKEND
+def proxy_reqrep(frontend: str, backend: str) -> None:
+    """ROUTER frontend (requesters connect) -> DEALER backend (replyers connect, bind=False).
+
+    The DEALER hands requests to the connected replyers in turn (round robin).
+    """
+    _run_proxy("reqrep", frontend, backend)
