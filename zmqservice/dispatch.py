@@ -8,6 +8,7 @@ decodes, validates, calls and encodes.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import itertools
 import logging
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import codec
@@ -34,7 +35,7 @@ from .reliability import (
 if TYPE_CHECKING:
     from .app import App, Connection
 
-__all__ = ["Dispatcher", "Outbound", "ToSend", "new_workflow_id"]
+__all__ = ["AsyncToSend", "Dispatcher", "Outbound", "ToSend", "is_async_app", "new_workflow_id"]
 
 LOG = logging.getLogger("zmqservice.dispatch")
 INJECTED = ("to_send", "config", "signum", "frame")
@@ -63,6 +64,38 @@ class Outbound(Protocol):
 
     def publish(self, conn: Connection, frame: bytes) -> None:
         """Deliver a published frame (topic prefix included)."""
+
+
+class AsyncOutbound(Protocol):
+    """Where `await to_send(...)` request frames go in async code."""
+
+    async def request(
+        self,
+        conn: Connection,
+        frame: bytes,
+        workflow_id: str,
+        timeout: float | None,
+        retries: int,
+    ) -> bytes:
+        """Deliver a request frame; return the reply frame that answers it."""
+
+
+class _AwaitedOutbound:
+    """A sync `Outbound` behind the async interface: for stubs and in-process transports."""
+
+    def __init__(self, outbound: Outbound) -> None:
+        self._outbound = outbound
+
+    async def request(
+        self, conn: Connection, frame: bytes, workflow_id: str, timeout: float | None, retries: int
+    ) -> bytes:
+        return self._outbound.request(conn, frame, workflow_id, timeout, retries)
+
+
+def is_async_app(app: App) -> bool:
+    """Whether any handler or hook of `app` is an ``async def``: it then runs on asyncio."""
+    fns = [conn.handler for conn in app.connections.values() if conn.handler is not None]
+    return any(inspect.iscoroutinefunction(fn) for fn in [*fns, *app.hooks.values()])
 
 
 def new_workflow_id() -> str:
@@ -96,6 +129,41 @@ class ToSend:
         if timeout is DEFAULT and retries is DEFAULT:
             return sender(args, workflow_id)
         return self._dispatcher.send(name, args, workflow_id, timeout=timeout, retries=retries)
+
+
+class AsyncToSend:
+    """The `to_send` of async handlers and hooks: ``await to_send(name, args)``.
+
+    Requesters wait on the event loop, not in a thread; publishers and external targets
+    are called directly. Numbers onward calls X_1, X_2, ... as `ToSend` does.
+    """
+
+    __slots__ = ("_counter", "_dispatcher", "workflow_id")
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        workflow_id: str,
+        counter: itertools.count[int] | None = None,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self.workflow_id = workflow_id
+        self._counter = itertools.count(1) if counter is None else counter
+
+    async def __call__(
+        self,
+        name: str,
+        args: Any,
+        *,
+        timeout: float | Default | None = DEFAULT,
+        retries: int | Default = DEFAULT,
+    ) -> Any:
+        if name not in self._dispatcher._senders:
+            return self._dispatcher.send(name, args, "")  # raises, naming the connection
+        workflow_id = f"{self.workflow_id}_{next(self._counter)}"
+        return await self._dispatcher.send_async(
+            name, args, workflow_id, timeout=timeout, retries=retries
+        )
 
 
 def _call_plan(fn: Callable[..., Any], leading: tuple[str, ...]) -> tuple[bool, set[str], bool]:
@@ -184,6 +252,9 @@ class Dispatcher:
         self.publisher_ids: dict[str, str] = {}
         """Publisher name -> the random ``pub`` id its messages carry in this run."""
         self._root: ToSend | None = None
+        self.async_outbound: AsyncOutbound = _AwaitedOutbound(outbound)
+        """Where `await to_send(...)` requests go; the asyncio runtime sets its own."""
+        self._request_codecs: dict[str, tuple[Callable[..., bytes], Callable[[bytes], Any]]] = {}
         for conn in app.connections.values():
             if conn.side == "out":
                 self._senders[conn.name] = self._make_sender(conn)
@@ -192,32 +263,106 @@ class Dispatcher:
 
     def replier(self, conn: Connection) -> Callable[[bytes], bytes]:
         """Build the frame -> reply-frame function for a replyer; it never raises."""
+        assert conn.handler is not None
+        return self._replier(conn, *handler_call(conn.handler))
+
+    def replier_async(self, conn: Connection) -> Callable[[bytes], Awaitable[bytes]]:
+        """Build the async frame -> reply-frame function for a replyer; it never raises.
+
+        Decoding and validation are the sync replier's own (run up to the handler call);
+        an ``async def`` handler is awaited with an `AsyncToSend`, a sync one runs in a
+        worker thread (`asyncio.to_thread`) with a sync `ToSend`, so it never blocks the loop.
+        """
         assert conn.handler is not None and conn.returns is not None
+        prepare = self._replier(conn, _capture, True, timed=False)
+        run = self._async_call(conn.handler)
+        dump, where_return, label = conn.returns.dump, f"{conn.label} return value", conn.label
+
+        async def reply(frame: bytes) -> bytes:
+            try:
+                return prepare(frame)  # an error reply: the handler is not reached
+            except _Captured as captured:
+                value, workflow_id = captured.value, captured.workflow_id
+            token = WORKFLOW_ID.set(workflow_id)
+            try:
+                try:
+                    result = await run(value, workflow_id)
+                except Exception as exc:
+                    return _handler_failed(label, exc, workflow_id)
+                try:
+                    return codec.encode_reply(dump(result, where_return), workflow_id)
+                except Exception as exc:
+                    return _unencodable(label, exc, workflow_id)
+            finally:
+                WORKFLOW_ID.reset(token)
+
+        return reply
+
+    def receiver_async(self, conn: Connection) -> Callable[[bytes], Awaitable[Exception | None]]:
+        """Build the async frame -> handler function for a subscriber (see `replier_async`)."""
+        assert conn.handler is not None
+        prepare = self._receiver(conn, _capture, True, timed=False)
+        run = self._async_call(conn.handler)
+        stats, label = self.stats[conn.name], conn.label
+
+        async def receive(frame: bytes) -> Exception | None:
+            try:
+                return prepare(frame)  # dropped: the handler is not reached
+            except _Captured as captured:
+                value, workflow_id = captured.value, captured.workflow_id
+            token = WORKFLOW_ID.set(workflow_id)
+            try:
+                await run(value, workflow_id)
+            except Exception as exc:
+                stats.failed += 1
+                LOG.exception("%s: handler raised", label)
+                return exc
+            finally:
+                WORKFLOW_ID.reset(token)
+            return None
+
+        return receive
+
+    def _async_call(self, fn: Callable[..., Any]) -> Callable[[Any, str], Awaitable[Any]]:
+        """Plan an async-mode handler call: awaited on the loop, or a sync one in a thread."""
+        call, needs_context = handler_call(fn)
+        config = self.config
+        if inspect.iscoroutinefunction(fn):
+
+            async def run_coroutine(value: Any, workflow_id: str) -> Any:
+                if needs_context:
+                    return await call(value, AsyncToSend(self, workflow_id), config)
+                return await call(value)
+
+            return run_coroutine
+
+        async def run_in_thread(value: Any, workflow_id: str) -> Any:
+            if needs_context:
+                return await asyncio.to_thread(call, value, ToSend(self, workflow_id), config)
+            return await asyncio.to_thread(call, value)
+
+        return run_in_thread
+
+    def _replier(
+        self, conn: Connection, call: Callable[..., Any], needs_context: bool, *, timed: bool = True
+    ) -> Callable[[bytes], bytes]:
+        assert conn.returns is not None
         load, dump = conn.args.load, conn.returns.dump
         fast_load = conn.args.fast_load
-        call, needs_context = handler_call(conn.handler)
         where_args, where_return = f"{conn.label} args", f"{conn.label} return value"
         label, config = conn.label, self.config
-        encode_reply, encode_error, decode_request = (
-            codec.encode_reply,
-            codec.encode_error,
-            codec.decode_request,
-        )
+        encode_reply, decode_request = codec.encode_reply, codec.decode_request
         limit = message_limit(self.app, conn) or sys.maxsize
 
         def reply(frame: bytes) -> bytes:
             if len(frame) > limit:  # refused unread: the request's workflow_id is unknown
-                LOG.warning(
-                    "%s: refused a message of %d bytes (limit %d)", label, len(frame), limit
-                )
-                return encode_error("DecodeError", too_large(label, len(frame), limit), "")
+                return _refused(label, len(frame), limit)
             try:
                 args, workflow_id = decode_request(frame)
             except codec.DescribeRequest as request:
                 return self._describe_reply(request.workflow_id)
             except DecodeError as exc:
-                LOG.warning("%s: rejected a message: %s", label, exc)
-                return encode_error("DecodeError", str(exc), "")
+                return _rejected(label, exc)
             workflow_id = workflow_id or new_workflow_id()
             token = WORKFLOW_ID.set(workflow_id)
             try:
@@ -226,42 +371,35 @@ class Dispatcher:
                         value = fast_load(args)
                     except Exception:  # not valid: the explaining path says why
                         value = load(args, where_args)
-                except ValidationError as exc:
-                    LOG.warning("%s", exc)
-                    return encode_error("ValidationError", str(exc), workflow_id)
-                except Exception as exc:  # e.g. RecursionError on absurdly nested args
-                    LOG.warning("%s: cannot validate: %s", where_args, _describe(exc))
-                    message = f"{where_args}: cannot validate: {_describe(exc)}"
-                    return encode_error("ValidationError", message, workflow_id)
+                except Exception as exc:
+                    return _invalid_args(where_args, exc, workflow_id)
                 try:
                     if needs_context:
                         result = call(value, ToSend(self, workflow_id), config)
                     else:
                         result = call(value)
                 except Exception as exc:
-                    LOG.exception("%s: handler raised", label)
-                    return encode_error("HandlerError", _describe(exc), workflow_id)
+                    return _handler_failed(label, exc, workflow_id)
                 try:
                     return encode_reply(dump(result, where_return), workflow_id)
-                except ValidationError as exc:
-                    LOG.error("%s", exc)
-                    return encode_error("ValidationError", str(exc), workflow_id)
-                except Exception as exc:  # TypeError, ValueError, OverflowError, RecursionError
-                    LOG.error("%s: cannot encode the return value: %s", label, _describe(exc))
-                    message = f"{label}: cannot encode the return value: {_describe(exc)}"
-                    return encode_error("HandlerError", message, workflow_id)
+                except Exception as exc:
+                    return _unencodable(label, exc, workflow_id)
             finally:
                 WORKFLOW_ID.reset(token)
 
-        if LOG.isEnabledFor(logging.DEBUG):  # decided once: no cost per message when off
+        if timed and LOG.isEnabledFor(logging.DEBUG):  # decided once: no cost when off
             return _timed(reply, label, _reply_workflow_id)
         return reply
 
     def receiver(self, conn: Connection) -> Callable[[bytes], Exception | None]:
         """Build the frame -> handler function for a subscriber; returns the error, if any."""
         assert conn.handler is not None
+        return self._receiver(conn, *handler_call(conn.handler))
+
+    def _receiver(
+        self, conn: Connection, call: Callable[..., Any], needs_context: bool, *, timed: bool = True
+    ) -> Callable[[bytes], Exception | None]:
         load, fast_load = conn.args.load, conn.args.fast_load
-        call, needs_context = handler_call(conn.handler)
         where_args, label, config = f"{conn.label} args", conn.label, self.config
         prefix = codec.topic_prefix(conn.topic)
         decode_publication = codec.decode_publication
@@ -311,7 +449,7 @@ class Dispatcher:
                 WORKFLOW_ID.reset(token)
             return None
 
-        if LOG.isEnabledFor(logging.DEBUG):
+        if timed and LOG.isEnabledFor(logging.DEBUG):
             return _timed(receive, label, _published_workflow_id(prefix))
         return receive
 
@@ -361,6 +499,28 @@ class Dispatcher:
         timeout, retries = request_options(self.app.connections[name], timeout, retries)
         return self._requesters[name](args, workflow_id, timeout, retries)
 
+    async def send_async(
+        self,
+        name: str,
+        args: Any,
+        workflow_id: str,
+        *,
+        timeout: float | Default | None = DEFAULT,
+        retries: int | Default = DEFAULT,
+    ) -> Any:
+        """`send` for async code: a requester's reply is awaited on `async_outbound`.
+
+        Publishers and external targets are called as `send` calls them.
+        """
+        codecs = self._request_codecs.get(name)
+        if codecs is None:
+            return self.send(name, args, workflow_id, timeout=timeout, retries=retries)
+        conn = self.app.connections[name]
+        options = request_options(conn, timeout, retries)
+        encode, decode = codecs
+        frame = encode(args, workflow_id)
+        return decode(await self.async_outbound.request(conn, frame, workflow_id, *options))
+
     def _make_sender(self, conn: Connection) -> Callable[[Any, str], Any]:
         dump, where = conn.args.dump, f"{conn.label} args"
         outbound = self.outbound
@@ -372,17 +532,24 @@ class Dispatcher:
 
             default_timeout, default_retries = conn.timeout, conn.retries
 
-            def request_with(
-                args: Any, workflow_id: str, timeout: float | None, retries: int
-            ) -> Any:
-                frame = codec.encode_request(dump(args, where), workflow_id)
-                reply = outbound.request(conn, frame, workflow_id, timeout, retries)
+            def encode(args: Any, workflow_id: str) -> bytes:
+                return codec.encode_request(dump(args, where), workflow_id)
+
+            def decode(reply: bytes) -> Any:
                 return_args, error = codec.decode_reply(reply)
                 if error is not None:
                     raise_for_error(error)
                 if check_reply is not None:
                     check_reply(return_args, where_reply)  # a peer may not validate its reply
                 return return_args
+
+            def request_with(
+                args: Any, workflow_id: str, timeout: float | None, retries: int
+            ) -> Any:
+                frame = encode(args, workflow_id)
+                return decode(outbound.request(conn, frame, workflow_id, timeout, retries))
+
+            self._request_codecs[conn.name] = (encode, decode)
 
             def request(args: Any, workflow_id: str) -> Any:  # request_with, inlined: hot
                 frame = codec.encode_request(dump(args, where), workflow_id)
@@ -467,12 +634,82 @@ class Dispatcher:
         to_send = self.root_sender
         token = WORKFLOW_ID.set(to_send.workflow_id)
         try:
-            if extra:
-                call = make_invoker(fn, ("signum", "frame", "to_send", "config"))
-                return call(*extra, to_send, self.config)
-            return make_invoker(fn, ("to_send", "config"))(to_send, self.config)
+            return _hook_invoker(fn, extra)(*extra, to_send, self.config)
         finally:
             WORKFLOW_ID.reset(token)
+
+    async def run_hook_async(self, hook: str, *extra: Any) -> Any:
+        """`run_hook` for async mode: an ``async def`` hook is awaited with an `AsyncToSend`.
+
+        A sync hook runs in a worker thread (`asyncio.to_thread`), like sync handlers.
+        """
+        fn = self.app.hooks.get(hook)
+        if fn is None:
+            return None
+        if not inspect.iscoroutinefunction(fn):
+            return await asyncio.to_thread(self.run_hook, hook, *extra)
+        root = self.root_sender
+        to_send = AsyncToSend(self, root.workflow_id, root._counter)  # one numbering per run
+        token = WORKFLOW_ID.set(root.workflow_id)
+        try:
+            return await _hook_invoker(fn, extra)(*extra, to_send, self.config)
+        finally:
+            WORKFLOW_ID.reset(token)
+
+
+def _hook_invoker(fn: Callable[..., Any], extra: tuple[Any, ...]) -> Callable[..., Any]:
+    if extra:
+        return make_invoker(fn, ("signum", "frame", "to_send", "config"))
+    return make_invoker(fn, ("to_send", "config"))
+
+
+class _Captured(BaseException):
+    """Carries validated args out of a sync frame function to the async handler call.
+
+    A BaseException, so the frame function's ``except Exception`` clauses let it through.
+    """
+
+    def __init__(self, value: Any, workflow_id: str) -> None:
+        self.value, self.workflow_id = value, workflow_id
+
+
+def _capture(value: Any, to_send: ToSend, config: Any) -> Any:
+    raise _Captured(value, to_send.workflow_id)
+
+
+def _refused(label: str, size: int, limit: int) -> bytes:
+    LOG.warning("%s: refused a message of %d bytes (limit %d)", label, size, limit)
+    return codec.encode_error("DecodeError", too_large(label, size, limit), "")
+
+
+def _rejected(label: str, exc: DecodeError) -> bytes:
+    LOG.warning("%s: rejected a message: %s", label, exc)
+    return codec.encode_error("DecodeError", str(exc), "")
+
+
+def _invalid_args(where_args: str, exc: Exception, workflow_id: str) -> bytes:
+    if isinstance(exc, ValidationError):
+        LOG.warning("%s", exc)
+        return codec.encode_error("ValidationError", str(exc), workflow_id)
+    # e.g. RecursionError on absurdly nested args
+    LOG.warning("%s: cannot validate: %s", where_args, _describe(exc))
+    message = f"{where_args}: cannot validate: {_describe(exc)}"
+    return codec.encode_error("ValidationError", message, workflow_id)
+
+
+def _handler_failed(label: str, exc: Exception, workflow_id: str) -> bytes:
+    LOG.exception("%s: handler raised", label)
+    return codec.encode_error("HandlerError", _describe(exc), workflow_id)
+
+
+def _unencodable(label: str, exc: Exception, workflow_id: str) -> bytes:
+    if isinstance(exc, ValidationError):
+        LOG.error("%s", exc)
+        return codec.encode_error("ValidationError", str(exc), workflow_id)
+    # TypeError, ValueError, OverflowError, RecursionError
+    LOG.error("%s: cannot encode the return value: %s", label, _describe(exc))
+    message = f"{label}: cannot encode the return value: {_describe(exc)}"
+    return codec.encode_error("HandlerError", message, workflow_id)
 
 
 def _describe(exc: BaseException) -> str:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import codec
 from .config import build_config
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, is_async_app
+from .errors import ConfigError
 from .reliability import DEFAULT, Default
 
 if TYPE_CHECKING:
@@ -127,6 +128,11 @@ class InlineServices:
         if name in self._services:
             raise ValueError(f"a service named {name!r} is already added; choose another name")
         app = load_target(app_or_target)
+        if is_async_app(app):
+            raise ConfigError(
+                f"service {name!r} has async handlers: InlineServices runs sync apps only "
+                "(test async ones with app.test_client())"
+            )
         service = _Service(name, app_or_target, app, build_config(app, config))
         service.dispatcher = Dispatcher(app, service.config, _InlineOutbound(self, name))
         self._services[name] = service

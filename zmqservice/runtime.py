@@ -18,7 +18,7 @@ import zmq
 from . import codec
 from .concurrency import ConcurrentReplyer, serve
 from .config import build_config, resolve_addresses
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, is_async_app
 from .errors import ConfigError
 from .reliability import message_limit
 from .security import start_authenticator, stop_authenticator
@@ -73,6 +73,8 @@ def run_app(
     Raises:
         ConfigError: before any socket is opened, for bad config, addresses or targets.
     """
+    if workers is not None and is_async_app(app):
+        raise ConfigError(f"App {app.name!r} has async handlers: --workers is not supported yet")
     if workers is not None:
         from .workers import run_workers
 
@@ -91,7 +93,12 @@ def run_app(
         raise ConfigError(f"App {app.name!r} has no @app.main to run in main mode")
     cfg = build_config(app, config, os.environ if environ is None else environ, extra_config)
     endpoints = resolve_addresses(app, addresses, cfg)
-    runtime = Runtime(app, cfg, endpoints)
+    if is_async_app(app):  # decided once, here: sync-only apps never see asyncio
+        from .aio import AsyncRuntime
+
+        runtime: Runtime = AsyncRuntime(app, cfg, endpoints)
+    else:
+        runtime = Runtime(app, cfg, endpoints)
     runtime.on_ready = on_ready
     app._started = True
     return runtime.run(main=main, min_wait=min_wait)
@@ -112,6 +119,11 @@ def _refuse_multipart(sock: zmq.Socket[bytes], label: str) -> bytes:
     while sock.getsockopt(zmq.RCVMORE):
         sock.recv()
         parts += 1
+    return multipart_error(label, parts)
+
+
+def multipart_error(label: str, parts: int) -> bytes:
+    """The error reply to a request of several frames."""
     message = f"{label}: a request is one frame, got a multipart message of {parts} frames"
     LOG.warning("%s", message)
     return codec.encode_error("DecodeError", message, "")

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .app import Connection
     from .config import Endpoint
 
-__all__ = ["SocketOutbound", "open_inbound"]
+__all__ = ["SocketOutbound", "open_inbound", "open_requester", "timed_out"]
 
 LOG = logging.getLogger("zmqservice.sockets")
 CLOSE_LINGER_MS = 500
@@ -64,6 +64,25 @@ def open_inbound(
     sock.setsockopt(zmq.MAXMSGSIZE, hard_limit(max_message_size))
     _attach(sock, conn, endpoint)
     return sock
+
+
+def open_requester(
+    context: zmq.Context[zmq.Socket[bytes]], conn: Connection, endpoint: Endpoint
+) -> zmq.Socket[bytes]:
+    """Open a requester's DEALER socket (REQ's wire protocol, see `SocketOutbound`)."""
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    _attach(sock, conn, endpoint)
+    return sock
+
+
+def timed_out(
+    conn: Connection, endpoint: Endpoint, timeout: float | None, retries: int
+) -> RequestTimeout:
+    """The error a requester raises when its last try got no reply."""
+    return RequestTimeout(
+        f"{conn.label}: no reply from {endpoint.url} within {timeout}s after {retries + 1} tries"
+    )
 
 
 class _Requester:
@@ -115,9 +134,7 @@ class SocketOutbound:
     # -- requesters -------------------------------------------------------------------------
 
     def _new_requester(self, conn: Connection) -> _Requester:
-        sock = self._context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        _attach(sock, conn, self._endpoints[conn.name])
+        sock = open_requester(self._context, conn, self._endpoints[conn.name])
         with self._lock:
             # A thread that has ended uses its sockets no more: close them here, so a pool
             # that replaces its threads does not pile up sockets until the app stops.
@@ -166,10 +183,7 @@ class SocketOutbound:
             self._discard(requester)
             requester = self._new_requester(conn)
             LOG.warning("%s: no reply within %ss", conn.label, timeout)
-        raise RequestTimeout(
-            f"{conn.label}: no reply from {self._endpoints[conn.name].url} within "
-            f"{timeout}s after {retries + 1} tries"
-        )
+        raise timed_out(conn, self._endpoints[conn.name], timeout, retries)
 
     def _try(
         self,

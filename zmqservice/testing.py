@@ -6,9 +6,11 @@ would: plain dicts, lists and scalars, with `Decimal`, `UUID` and `set` decoded.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections import defaultdict
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import codec
 from .config import build_config
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from .app import App, Connection
 
 __all__ = ["StubMissing", "TestClient"]
+
+T = TypeVar("T")
 
 
 class StubMissing(ZmqServiceError, LookupError):
@@ -134,8 +138,11 @@ class TestClient:
         """
         replier = self._repliers.get(name)
         if replier is None:
-            replier = self._repliers[name] = self.dispatcher.replier(
-                self._connection(name, "replyer")
+            conn = self._connection(name, "replyer")
+            replier = self._repliers[name] = (
+                _on_private_loop(self.dispatcher.replier_async(conn))
+                if inspect.iscoroutinefunction(conn.handler)
+                else self.dispatcher.replier(conn)
             )
         frame = codec.encode_request(_plain(args), workflow_id or new_workflow_id())
         return_args, error = codec.decode_reply(replier(frame))
@@ -154,7 +161,11 @@ class TestClient:
         plain = conn.args.dump(args, f"{conn.label} args")
         receiver = self._receivers.get(name)
         if receiver is None:
-            receiver = self._receivers[name] = self.dispatcher.receiver(conn)
+            receiver = self._receivers[name] = (
+                _on_private_loop(self.dispatcher.receiver_async(conn))
+                if inspect.iscoroutinefunction(conn.handler)
+                else self.dispatcher.receiver(conn)
+            )
         frame = codec.topic_prefix(conn.topic) + codec.encode_request(
             plain, workflow_id or new_workflow_id()
         )
@@ -166,11 +177,16 @@ class TestClient:
         """Run `@app.main` with this client's `to_send` and config; return its result."""
         if "main" not in self.app.hooks:
             raise ValueError(f"App {self.app.name!r} has no @app.main")
-        return self.dispatcher.run_hook("main")
+        return self._run_hook("main")
 
     def run_init(self) -> Any:
         """Run `@app.init`, if there is one."""
-        return self.dispatcher.run_hook("init")
+        return self._run_hook("init")
+
+    def _run_hook(self, hook: str) -> Any:
+        if inspect.iscoroutinefunction(self.app.hooks.get(hook)):
+            return asyncio.run(self.dispatcher.run_hook_async(hook))
+        return self.dispatcher.run_hook(hook)
 
     def send(self, name: str, args: Any, **options: Any) -> Any:
         """Call `to_send(name, args)` as the app's own code would (``timeout=``, ``retries=``)."""
@@ -180,6 +196,18 @@ class TestClient:
     def stats(self) -> dict[str, Any]:
         """Subscriber name -> its `SubscriberStats`, as `App.stats` shows them."""
         return dict(self.dispatcher.stats)
+
+
+def _on_private_loop(handle: Callable[[bytes], Awaitable[T]]) -> Callable[[bytes], T]:
+    """Run an async frame function to completion on a fresh event loop per call."""
+
+    def run(frame: bytes) -> T:
+        async def call() -> T:
+            return await handle(frame)
+
+        return asyncio.run(call())
+
+    return run
 
 
 def _plain(args: Any) -> Any:
