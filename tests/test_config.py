@@ -260,8 +260,8 @@ def with_address(side: str, name: str, kind: str, value: Any) -> dict[str, Any]:
 
 def test_host_port_binds_every_interface_on_binding_sides(wired: App) -> None:
     endpoints = resolve_addresses(wired, ALL, {})
-    assert endpoints["cancel_order"] == Endpoint("tcp://*:5001", bind=True)
-    assert endpoints["order_events"] == Endpoint("tcp://*:5002", bind=True)
+    assert endpoints["cancel_order"] == Endpoint("tcp://*:5001", bind=True)  # resolved only, never bound
+    assert endpoints["order_events"] == Endpoint("tcp://*:5002", bind=True)  # resolved only, never bound
 
 
 def test_host_port_connects_to_the_host_on_connecting_sides(wired: App) -> None:
@@ -280,7 +280,7 @@ def test_external_targets_need_no_address(wired: App) -> None:
 
 
 @pytest.mark.parametrize(
-    "endpoint", ["tcp://127.0.0.1:6000", "ipc:///tmp/zmqservice.sock", "inproc://orders"]
+    "endpoint", ["tcp://192.0.2.1:6000", "ipc:///tmp/zmqservice.sock", "inproc://orders"]
 )
 def test_full_endpoints_are_kept(wired: App, endpoint: str) -> None:
     addresses = with_address("in", "cancel_order", "replyer", endpoint)
@@ -306,7 +306,7 @@ def test_subscriber_with_bind_true_binds() -> None:
         pass
 
     endpoints = resolve_addresses(app, {"in": {"prices": {"subscriber": "h:5000"}}}, {})
-    assert endpoints["prices"] == Endpoint("tcp://*:5000", bind=True)
+    assert endpoints["prices"] == Endpoint("tcp://*:5000", bind=True)  # resolved only, never bound
 
 
 def test_xpub_publisher_connects_to_its_forwarder() -> None:

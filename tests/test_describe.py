@@ -304,7 +304,7 @@ def test_schema_label(tp: Any, label: str) -> None:
 def make_app() -> App:
     app = App("shop")
 
-    @app.replyer("place", args=Order, returns={"ok": bool}, address="tcp://127.0.0.1:5001")
+    @app.replyer("place", args=Order, returns={"ok": bool}, address="tcp://192.0.2.1:5001")
     def place(args: Order) -> dict[str, bool]:
         """Place an order."""
         return {"ok": True}
@@ -324,7 +324,7 @@ def test_route_rows() -> None:
     assert rows["place"] == {
         "name": "place",
         "kind": "replyer",
-        "address": "tcp://127.0.0.1:5001",
+        "address": "tcp://192.0.2.1:5001",
         "topic": "",
         "args": "Order",
         "returns": "{ok: bool}",
@@ -433,7 +433,7 @@ def test_asyncapi_channels_and_operations() -> None:
     document = asyncapi_document(make_app())
     channels, operations = document["channels"], document["operations"]
     assert list(channels) == ["place", "prices", "fills", "exchange"]  # no external target
-    assert channels["place"]["address"] == "tcp://127.0.0.1:5001"
+    assert channels["place"]["address"] == "tcp://192.0.2.1:5001"
     assert channels["prices"]["address"] == "prices"
     actions = {name: op["action"] for name, op in operations.items()}
     assert actions == {

@@ -50,7 +50,7 @@ def server_entry(keys: Path, **curve: Any) -> dict[str, Any]:
         "secret_key": str(keys / "server.key_secret"),
         "allowed_clients": str(keys / "clients"),
     }
-    return {"replyer": "tcp://127.0.0.1:5001", "curve": {**spec, **curve}}
+    return {"replyer": "tcp://192.0.2.1:5001", "curve": {**spec, **curve}}
 
 
 def client_entry(keys: Path, **curve: Any) -> dict[str, Any]:

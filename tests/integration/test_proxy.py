@@ -185,8 +185,8 @@ def test_proxy_stops_on_sigterm_and_sigint(spawn: Spawner, kind: str) -> None:
             "Error: --backend: unknown transport 'udpx' in 'udpx://1.2.3.4:5'",
         ),
         (
-            ["reqrep", "--frontend", LOCAL, "--backend", "tcp://127.0.0.1:99999"],
-            "Error: --backend: 'tcp://127.0.0.1:99999' is not tcp://host:port",
+            ["reqrep", "--frontend", LOCAL, "--backend", "tcp://192.0.2.1:99999"],
+            "Error: --backend: 'tcp://192.0.2.1:99999' is not tcp://host:port",
         ),
     ],
 )

@@ -126,7 +126,7 @@ SERVICE = """
         reason: str = "user"
 
 
-    @app.replyer("cancel", args=Cancel, returns={"ok": bool}, address="tcp://127.0.0.1:5001")
+    @app.replyer("cancel", args=Cancel, returns={"ok": bool}, address="tcp://192.0.2.1:5001")
     def cancel(args):
         return {"ok": True}
 
@@ -154,7 +154,7 @@ def test_routes_prints_a_table(spawn: Spawner, write: Write) -> None:
     assert cells == [
         "cancel",
         "replyer",
-        "tcp://127.0.0.1:5001",
+        "tcp://192.0.2.1:5001",
         "-",
         "Cancel",
         "{ok: bool}",
@@ -226,7 +226,7 @@ def test_docs_prints_a_valid_asyncapi_document(
     document = json.loads(child.stdout())
     assert [e.message for e in asyncapi.iter_errors(document)] == []
     assert document["info"]["version"] == "2.0.0"
-    assert document["channels"]["cancel"]["address"] == "tcp://127.0.0.1:5001"
+    assert document["channels"]["cancel"]["address"] == "tcp://192.0.2.1:5001"
     assert document["channels"]["prices"]["address"] == "prices"
     assert document["operations"]["cancel"]["reply"]["messages"]
 
