@@ -260,8 +260,8 @@ def with_address(side: str, name: str, kind: str, value: Any) -> dict[str, Any]:
 
 def test_host_port_binds_every_interface_on_binding_sides(wired: App) -> None:
     endpoints = resolve_addresses(wired, ALL, {})
-    assert endpoints["cancel_order"] == Endpoint("tcp://*:5001", bind=True)  # resolved only, never bound
-    assert endpoints["order_events"] == Endpoint("tcp://*:5002", bind=True)  # resolved only, never bound
+    assert endpoints["cancel_order"] == Endpoint("tcp://*:5001", bind=True)  # not bound
+    assert endpoints["order_events"] == Endpoint("tcp://*:5002", bind=True)  # not bound
 
 
 def test_host_port_connects_to_the_host_on_connecting_sides(wired: App) -> None:
@@ -306,7 +306,7 @@ def test_subscriber_with_bind_true_binds() -> None:
         pass
 
     endpoints = resolve_addresses(app, {"in": {"prices": {"subscriber": "h:5000"}}}, {})
-    assert endpoints["prices"] == Endpoint("tcp://*:5000", bind=True)  # resolved only, never bound
+    assert endpoints["prices"] == Endpoint("tcp://*:5000", bind=True)  # not bound
 
 
 def test_xpub_publisher_connects_to_its_forwarder() -> None:
