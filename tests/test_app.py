@@ -380,7 +380,7 @@ def test_repr_names_the_app_and_counts_connections() -> None:
 def test_import_string_without_colon_walks_nested_attributes() -> None:
     import json.decoder
 
-    from zmqservice.loading import import_string
+    from zmqservice.imports import import_string
 
     found = import_string("json.decoder.JSONDecoder.decode")
     assert found is json.decoder.JSONDecoder.decode

@@ -8,7 +8,7 @@ import msgpack
 import pytest
 
 from zmqservice import App
-from zmqservice.concurrency import split
+from zmqservice.transport.pool import split
 
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, True, "2", None])

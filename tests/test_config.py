@@ -1,4 +1,4 @@
-"""Config merging and address resolution (`zmqservice.config`)."""
+"""Config merging and address resolution (`zmqservice.config`, `zmqservice.transport.addresses`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import attrs
 import pytest
 
 from zmqservice import App, ConfigError
-from zmqservice.config import Endpoint, build_config, parse_value, resolve_addresses
+from zmqservice.config import build_config, parse_value
+from zmqservice.transport.addresses import Endpoint, resolve_addresses
 
 
 @attrs.define

@@ -20,7 +20,7 @@ from types import ModuleType
 import pytest
 
 from zmqservice import RemoteValidationError
-from zmqservice.config import resolve_addresses
+from zmqservice.transport.addresses import resolve_addresses
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

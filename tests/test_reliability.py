@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from zmqservice import App, codec
-from zmqservice.app import DEFAULT_MAX_MESSAGE_SIZE, Connection
+from zmqservice.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, hard_limit, message_limit
 from zmqservice.dispatch import Dispatcher
-from zmqservice.reliability import DEFAULT, MAX_PUBLISHERS, hard_limit, message_limit
+from zmqservice.sending import DEFAULT
+from zmqservice.stats import MAX_PUBLISHERS
 
 PROPERTY = settings(database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

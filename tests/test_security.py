@@ -1,4 +1,4 @@
-"""CurveZMQ keys and the ``"curve"`` addresses entries (`zmqservice.security`, `config`)."""
+"""CurveZMQ keys and the ``"curve"`` addresses entries (`transport.curve`, `.addresses`)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import zmq
 import zmq.auth
 
 from zmqservice import App, ConfigError
-from zmqservice.config import Endpoint, resolve_addresses
-from zmqservice.security import CurveKeys, configure, create_keys, start_authenticator
+from zmqservice.transport.addresses import Endpoint, resolve_addresses
+from zmqservice.transport.curve import CurveKeys, configure, create_keys, start_authenticator
 
 pytestmark = pytest.mark.skipif(not zmq.has("curve"), reason="libzmq without CURVE")
 

@@ -1,4 +1,4 @@
-"""`zmqservice.workers`: what is refused before any worker starts, and how apps are found."""
+"""`transport.workers`: what is refused before any worker starts, and how apps are found."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from zmqservice import App, ConfigError
-from zmqservice.workers import run_workers, target_of
+from zmqservice.transport.workers import run_workers, target_of
 
 ADDR = "tcp://127.0.0.1:1"
 

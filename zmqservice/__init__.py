@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .app import App, Connection
+from ._version import __version__
+from .app import App
+from .connection import Connection
 from .errors import (
     ConfigError,
     DecodeError,
@@ -15,8 +17,6 @@ from .errors import (
 from .inline import InlineServices
 from .log import get_logger
 from .service import Service
-
-__version__ = "0.1.0"
 
 __all__ = [
     "App",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import attrs
-
+from .connection import DEFAULT_HWM, DEFAULT_MAX_MESSAGE_SIZE, Connection, check_size
+from .errors import ConfigError
 from .models import Model, ModelSpec, make_model
 
 if TYPE_CHECKING:
@@ -17,48 +16,10 @@ if TYPE_CHECKING:
 
     from .testing import TestClient
 
-__all__ = ["App", "Connection", "Kind"]
+__all__ = ["App"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-Kind = Literal["replyer", "subscriber", "requester", "publisher", "external_target"]
-INBOUND: tuple[Kind, ...] = ("replyer", "subscriber")
 HOOKS = ("main", "init", "setup_config", "setup_addresses", "on_sigint", "on_sigterm")
-DEFAULT_HWM = 100_000
-DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
-"""Bytes an inbound message may have before it is refused unread (1 MiB); see reliability.md."""
-
-
-@attrs.define(frozen=True)
-class Connection:
-    """One declared connection, as the runtime, test client and inline dispatcher see it."""
-
-    name: str
-    kind: Kind
-    args: Model
-    returns: Model | None = None
-    handler: Callable[..., Any] | None = None
-    target: Callable[..., Any] | str | None = None
-    topic: str = ""
-    bind: bool = False
-    xpub: bool = False
-    hwm: int = DEFAULT_HWM
-    timeout: float | None = None
-    retries: int = 0
-    address: str | None = None
-    max_message_size: int | None = None
-    """Inbound connections: the byte limit; None means the app's ``max_message_size``."""
-    concurrency: int = 1
-    """Replyers: requests served at once (a ROUTER socket and a thread pool when > 1)."""
-
-    @property
-    def side(self) -> Literal["in", "out"]:
-        """``"in"`` for replyers and subscribers, ``"out"`` for the rest."""
-        return "in" if self.kind in INBOUND else "out"
-
-    @property
-    def label(self) -> str:
-        """How messages name this connection: ``in.cancel_order (replyer)``."""
-        return f"{self.side}.{self.name} ({self.kind})"
 
 
 def _predecessor_model(conn: Connection) -> dict[str, Any]:
@@ -121,7 +82,7 @@ class App:
             raise TypeError("App name must be a non-empty string")
         self.name = name
         self.describe = describe
-        self.max_message_size = _check_size(max_message_size, f"App {name!r}")
+        self.max_message_size = check_size(max_message_size, f"App {name!r}")
         self.connections: dict[str, Connection] = {}
         self.hooks: dict[str, Callable[..., Any]] = {}
         self.config_spec = config
@@ -146,9 +107,15 @@ class App:
             app = App.from_module(old_service)
             ```
         """
-        from .predecessor import app_from_module
+        from .predecessor import app_config, register_module
 
-        return app_from_module(module, name)
+        config = app_config(module)
+        try:
+            app = cls(name or module.__name__.rpartition(".")[2], config=config)
+        except TypeError as exc:
+            raise ConfigError(f"config_model: {exc}") from None
+        register_module(app, module)
+        return app
 
     # -- registration -----------------------------------------------------------------------
 
@@ -215,7 +182,7 @@ class App:
 
         args_model = make_model(args, optional_args, f"{name}_args")
         returns_model = make_model(returns, optional_returns, f"{name}_returns")
-        limit = _check_size(max_message_size, f"replyer {name!r}")
+        limit = check_size(max_message_size, f"replyer {name!r}")
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(
                 f"replyer {name!r}: concurrency must be an int >= 1, got {concurrency!r}"
@@ -265,7 +232,7 @@ class App:
         """
 
         args_model = make_model(args, optional_args, f"{name}_args")
-        limit = _check_size(max_message_size, f"subscriber {name!r}")
+        limit = check_size(max_message_size, f"subscriber {name!r}")
 
         def decorator(fn: F) -> F:
             self.add_connection(
@@ -523,7 +490,7 @@ class App:
         Raises:
             ConfigError: bad config or addresses, before any socket is opened.
         """
-        from .runtime import run_app
+        from .transport import run_app
 
         return run_app(self, addresses, config, main=main, min_wait=min_wait, workers=workers)
 
@@ -554,12 +521,6 @@ def _make_config_model(config: ModelSpec, name: str) -> Model:
     return make_model(config, None, f"{name}_config")
 
 
-def _check_size(limit: int | None, where: str) -> int | None:
-    if limit is not None and (type(limit) is not int or limit <= 0):
-        raise ValueError(f"{where}: max_message_size must be a positive int or None, got {limit!r}")
-    return limit
-
-
 def _qualname(fn: Any) -> str:
     module = getattr(fn, "__module__", "?")
     return f"{module}:{getattr(fn, '__qualname__', repr(fn))}"
@@ -568,8 +529,3 @@ def _qualname(fn: Any) -> str:
 def _describe(conn: Connection) -> str:
     fn = conn.handler or conn.target
     return f"({_qualname(fn)})" if fn is not None and not isinstance(fn, str) else ""
-
-
-def parameter_names(fn: Callable[..., Any]) -> list[str]:
-    """Names of `fn`'s parameters, for injection by name."""
-    return list(inspect.signature(fn).parameters)

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from .describe import json_schema
 
 if TYPE_CHECKING:
-    from .app import App, Connection
+    from .app import App
+    from .connection import Connection
 
 __all__ = [
     "ASYNCAPI_VERSION",
@@ -199,7 +200,7 @@ def asyncapi_document(app: App, *, version: str = "0.0.0") -> dict[str, Any]:
     Returns:
         A JSON-ready dict valid against the AsyncAPI 3.0.0 JSON Schema.
     """
-    from . import __version__
+    from ._version import __version__
 
     builder = _Builder()
     for conn in app.connections.values():

@@ -32,7 +32,8 @@ import attrs
 from typing_extensions import get_type_hints, is_typeddict
 
 if TYPE_CHECKING:
-    from .app import App, Connection
+    from .app import App
+    from .connection import Connection
     from .models import Model
 
 __all__ = [
@@ -380,7 +381,7 @@ def describe_app(app: App) -> dict[str, Any]:
         ``xpub`` (publishers), and the JSON Schemas ``args`` and ``returns`` (replyers,
         requesters, external targets).
     """
-    from . import __version__
+    from ._version import __version__
 
     return {
         "app": app.name,

@@ -8,7 +8,6 @@ decodes, validates, calls and encodes.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import itertools
 import logging
@@ -21,19 +20,15 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import codec
+from .connection import message_limit, too_large
 from .errors import ConfigError, DecodeError, RemoteError, RemoteValidationError, ValidationError
 from .log import WORKFLOW_ID
-from .reliability import (
-    DEFAULT,
-    Default,
-    SubscriberStats,
-    message_limit,
-    request_options,
-    too_large,
-)
+from .sending import DEFAULT, Default, request_options
+from .stats import SubscriberStats
 
 if TYPE_CHECKING:
-    from .app import App, Connection
+    from .app import App
+    from .connection import Connection
 
 __all__ = ["AsyncToSend", "Dispatcher", "Outbound", "ToSend", "is_async_app", "new_workflow_id"]
 
@@ -325,6 +320,8 @@ class Dispatcher:
 
     def _async_call(self, fn: Callable[..., Any]) -> Callable[[Any, str], Awaitable[Any]]:
         """Plan an async-mode handler call: awaited on the loop, or a sync one in a thread."""
+        import asyncio  # async apps only: `import zmqservice` stays free of asyncio
+
         call, needs_context = handler_call(fn)
         config = self.config
         if inspect.iscoroutinefunction(fn):
@@ -591,7 +588,7 @@ class Dispatcher:
         return self._make_external(conn)
 
     def _make_external(self, conn: Connection) -> Callable[[Any, str], Any]:
-        from .loading import import_string
+        from .imports import import_string
 
         assert conn.returns is not None
         target = conn.target
@@ -647,6 +644,8 @@ class Dispatcher:
         if fn is None:
             return None
         if not inspect.iscoroutinefunction(fn):
+            import asyncio
+
             return await asyncio.to_thread(self.run_hook, hook, *extra)
         root = self.root_sender
         to_send = AsyncToSend(self, root.workflow_id, root._counter)  # one numbering per run

@@ -15,10 +15,11 @@ from . import codec
 from .config import build_config
 from .dispatch import Dispatcher, is_async_app
 from .errors import ConfigError
-from .reliability import DEFAULT, Default
+from .sending import DEFAULT, Default
 
 if TYPE_CHECKING:
-    from .app import App, Connection
+    from .app import App
+    from .connection import Connection
 
 __all__ = ["InlineServices"]
 

@@ -2,94 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
-import sys
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .app import App
 from .errors import ConfigError
+from .imports import import_file, import_module, split_target, walk
+from .predecessor import is_predecessor_module
 
-if TYPE_CHECKING:
-    from .app import App
-
-__all__ = ["app_of_module", "import_string", "load_app", "load_target"]
-
-
-def _split(target: str) -> tuple[str, str | None]:
-    """Split ``module:attr`` without tripping on a Windows drive (``C:\\x.py``)."""
-    head, sep, tail = target.rpartition(":")
-    if not sep or (len(head) == 1 and head.isalpha() and tail.startswith(("\\", "/"))):
-        return target, None
-    if "/" in tail or "\\" in tail or not tail:
-        return target, None
-    return head, tail
-
-
-def _walk(obj: Any, dotted: str, where: str) -> Any:
-    for part in dotted.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ConfigError(f"{where} has no attribute {dotted!r}") from None
-    return obj
-
-
-def _import_module(name: str) -> ModuleType:
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)  # as `python -m` does
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
-            raise ConfigError(f"could not import {name!r}: no such module") from None
-        raise ConfigError(f"could not import {name!r}: {type(exc).__name__}: {exc}") from exc
-    except Exception as exc:
-        raise ConfigError(f"could not import {name!r}: {type(exc).__name__}: {exc}") from exc
-
-
-def _import_file(path: Path) -> ModuleType:
-    if not path.is_file():
-        raise ConfigError(f"could not import {str(path)!r}: no such file")
-    path = path.resolve()
-    name = path.stem
-    parent = str(path.parent)
-    if parent not in sys.path:
-        sys.path.insert(0, parent)  # sibling imports work, as when running the file
-    existing = sys.modules.get(name)
-    if existing is not None and getattr(existing, "__file__", None) == str(path):
-        return existing
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"could not import {str(path)!r}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[name]
-        raise ConfigError(f"could not import {str(path)!r}: {type(exc).__name__}: {exc}") from exc
-    return module
-
-
-def import_string(target: str) -> Any:
-    """Import ``"package.module:attr.method"`` (or ``"package.module.attr"``)."""
-    module_name, attr = _split(target)
-    if attr is not None:
-        return _walk(_import_module(module_name), attr, f"module {module_name!r}")
-    parts = target.split(".")
-    # No colon: the longest importable prefix is the module, the rest attributes.
-    for cut in range(len(parts) - 1, 0, -1):
-        module_name = ".".join(parts[:cut])
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        return _walk(module, ".".join(parts[cut:]), f"module {module_name!r}")
-    raise ConfigError(f"could not import {target!r}: expected 'module:attribute'")
+__all__ = ["app_of_module", "load_app", "load_target"]
 
 
 def load_app(target: str) -> App:
@@ -101,14 +24,12 @@ def load_app(target: str) -> App:
     Raises:
         ConfigError: the module cannot be imported, or holds no (or several) apps.
     """
-    from .app import App
-
-    module_part, attr = _split(target)
+    module_part, attr = split_target(target)
     is_file = module_part.endswith(".py") or os.sep in module_part or "/" in module_part
-    module = _import_file(Path(module_part)) if is_file else _import_module(module_part)
+    module = import_file(Path(module_part)) if is_file else import_module(module_part)
     where = f"module {module_part!r}"
     if attr is not None:
-        found = _walk(module, attr, where)
+        found = walk(module, attr, where)
         if not isinstance(found, App):
             raise ConfigError(f"{target!r} is a {type(found).__name__}, not a zmqservice App")
         return found
@@ -117,9 +38,6 @@ def load_app(target: str) -> App:
 
 def app_of_module(module: ModuleType, where: str | None = None, target: str | None = None) -> App:
     """The one `App` in `module`, or an `App` built from a predecessor-style module."""
-    from .app import App
-    from .predecessor import app_from_module, is_predecessor_module
-
     where = where or f"module {module.__name__!r}"
     apps = {name: value for name, value in vars(module).items() if isinstance(value, App)}
     if len(apps) == 1:
@@ -130,7 +48,7 @@ def app_of_module(module: ModuleType, where: str | None = None, target: str | No
             f"{where} holds several apps ({names}): name one as '{target or where}:NAME'"
         )
     if is_predecessor_module(module):
-        return app_from_module(module)
+        return App.from_module(module)
     raise ConfigError(
         f"{where} holds no zmqservice App and no predecessor connection_models or main: "
         "create one with App('name')"
@@ -139,8 +57,6 @@ def app_of_module(module: ModuleType, where: str | None = None, target: str | No
 
 def load_target(target: Any) -> App:
     """An `App` from an `App`, a module (ours or the predecessor's) or a target string."""
-    from .app import App
-
     if isinstance(target, App):
         return target
     if isinstance(target, ModuleType):

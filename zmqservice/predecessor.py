@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .app import App
 from .errors import ConfigError
 
-__all__ = ["app_from_module", "is_predecessor_module"]
+if TYPE_CHECKING:
+    from .app import App
+
+__all__ = ["app_config", "is_predecessor_module", "register_module"]
 
 HOOK_NAMES = {
     "main": "main",
@@ -110,30 +112,29 @@ def _add(app: App, side: str, name: str, model: Mapping[str, Any]) -> None:
         )
 
 
-def app_from_module(module: ModuleType, name: str | None = None) -> App:
-    """Build an `App` from a module written for the predecessor.
-
-    Args:
-        module: the imported service module.
-        name: the app name; defaults to the module's name.
+def app_config(module: ModuleType) -> dict[str, dict[str, Any]] | None:
+    """The `App` config model of a predecessor module: its ``config_model``, checked.
 
     Raises:
-        ConfigError: a model in the module is malformed; the message names it.
+        ConfigError: ``config_model`` is not ``{'required': {...}, 'optional': {...}}``.
     """
     config_model = getattr(module, "config_model", None)
     if config_model is not None and not isinstance(config_model, Mapping):
         raise ConfigError("config_model must be {'required': {...}, 'optional': {...}}")
-    app_name = name or module.__name__.rpartition(".")[2]
-    config = None
-    if config_model:
-        config = {
-            "required": dict(config_model.get("required") or {}),
-            "optional": dict(config_model.get("optional") or {}),
-        }
-    try:
-        app = App(app_name, config=config)
-    except TypeError as exc:
-        raise ConfigError(f"config_model: {exc}") from None
+    if not config_model:
+        return None
+    return {
+        "required": dict(config_model.get("required") or {}),
+        "optional": dict(config_model.get("optional") or {}),
+    }
+
+
+def register_module(app: App, module: ModuleType) -> None:
+    """Register a predecessor module's connections and hooks onto `app`.
+
+    Raises:
+        ConfigError: a model in the module is malformed; the message names it.
+    """
     models = getattr(module, "connection_models", None) or {}
     if not isinstance(models, Mapping):
         raise ConfigError("connection_models must be {'in': {...}, 'out': {...}}")
@@ -149,4 +150,3 @@ def app_from_module(module: ModuleType, name: str | None = None) -> App:
         fn = getattr(module, attr, None)
         if callable(fn):
             app.add_hook(hook, fn)
-    return app

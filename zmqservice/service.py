@@ -24,7 +24,7 @@ def _child(
 ) -> None:
     from .loading import load_target
     from .log import setup_logging
-    from .runtime import run_app
+    from .transport import run_app
 
     setup_logging(**logging_args)
     app = load_target(target)
@@ -163,7 +163,7 @@ class Service:
     def _run_here(self, main: bool) -> Any:
         from .loading import load_target
         from .log import setup_logging
-        from .runtime import run_app
+        from .transport import run_app
 
         setup_logging(**self.logging_args)
         app = load_target(self.target)

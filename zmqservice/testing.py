@@ -17,10 +17,11 @@ from .config import build_config
 from .dispatch import Dispatcher, new_workflow_id, raise_for_error
 from .errors import ZmqServiceError
 from .models import converter
-from .reliability import DEFAULT, Default
+from .sending import DEFAULT, Default
 
 if TYPE_CHECKING:
-    from .app import App, Connection
+    from .app import App
+    from .connection import Connection
 
 __all__ = ["StubMissing", "TestClient"]
 

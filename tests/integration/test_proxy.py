@@ -16,7 +16,7 @@ import pytest
 
 from zmqservice import App
 from zmqservice.errors import ConfigError
-from zmqservice.proxy import Proxy
+from zmqservice.transport.proxy import Proxy
 
 from .conftest import Child, Inbox, Runner, Spawner, wait_for
 

@@ -15,7 +15,7 @@ import zmq
 import zmq.auth
 
 from zmqservice import App, ConfigError, RequestTimeout
-from zmqservice.security import create_keys
+from zmqservice.transport.curve import create_keys
 
 from .conftest import WAIT_S, Child, Inbox, Runner, Spawner, pack, unpack, wait_for
 

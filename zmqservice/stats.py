@@ -1,106 +1,25 @@
-"""Reliability parts of the IO-free core: per-call request options, message size limits,
-and the sequence numbers that let a subscriber count what it missed.
+"""Subscriber counters: what arrived, what was dropped, and the gaps sequence numbers show.
 
-What the sockets promise and what they do not is in ``docs/reliability.md``.
+Every published message carries its publisher's random id and a number; a subscriber counts
+from them what it missed. What PUB/SUB promises and what it does not: docs/reliability.md.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any
 
 import attrs
 
-if TYPE_CHECKING:
-    from .app import App, Connection
-
-__all__ = [
-    "DEFAULT",
-    "HARD_LIMIT_FACTOR",
-    "MAX_PUBLISHERS",
-    "Default",
-    "SubscriberStats",
-    "hard_limit",
-    "message_limit",
-    "request_options",
-]
+__all__ = ["MAX_PUBLISHERS", "SubscriberStats"]
 
 LOG = logging.getLogger("zmqservice.dispatch")
-
-HARD_LIMIT_FACTOR = 16
-"""Inbound sockets drop a peer whose message is this many times over ``max_message_size``
-(``ZMQ_MAXMSGSIZE``); between the limit and that cap, the message gets an error reply.
-Holding raw bytes is cheap; decoding them is what costs (up to ~70x the size in objects)."""
 MAX_PUBLISHERS = 1024
 """Publisher ids a subscriber remembers; the oldest is forgotten when a new one appears."""
 WARN_EVERY_S = 1.0
 """A subscriber logs missed messages at most this often (it counts them all)."""
-
-
-class Default(enum.Enum):
-    """The type of `DEFAULT`."""
-
-    DEFAULT = "DEFAULT"
-
-    def __repr__(self) -> str:
-        return "DEFAULT"
-
-
-DEFAULT: Final = Default.DEFAULT
-"""A per-call option that was not given: the connection's own value applies."""
-
-
-def request_options(
-    conn: Connection,
-    timeout: float | Literal[Default.DEFAULT] | None,
-    retries: int | Literal[Default.DEFAULT],
-) -> tuple[float | None, int]:
-    """Apply `conn`'s defaults to per-call ``timeout=`` / ``retries=`` and check them.
-
-    Raises:
-        TypeError: `conn` is not a requester.
-        ValueError: a timeout that is not a finite number > 0 (or None), retries < 0.
-    """
-    if conn.kind != "requester":
-        raise TypeError(f"{conn.label}: timeout= and retries= apply to requesters only")
-    if timeout is DEFAULT:
-        timeout = conn.timeout
-    elif timeout is not None and (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not (math.isfinite(timeout) and timeout > 0)
-    ):
-        raise ValueError(
-            f"{conn.label}: timeout must be a number of seconds > 0 or None, got {timeout!r}"
-        )
-    if retries is DEFAULT:
-        retries = conn.retries
-    elif type(retries) is not int or retries < 0:
-        raise ValueError(f"{conn.label}: retries must be an int >= 0, got {retries!r}")
-    return timeout, retries
-
-
-def message_limit(app: App, conn: Connection) -> int | None:
-    """The byte limit of in-connection `conn`: its own, else the app's (None: no limit)."""
-    if conn.max_message_size is not None:
-        return conn.max_message_size
-    return app.max_message_size
-
-
-def hard_limit(limit: int | None) -> int:
-    """The ``ZMQ_MAXMSGSIZE`` for a soft `limit` (-1, libzmq's "no limit", for None)."""
-    return -1 if limit is None else limit * HARD_LIMIT_FACTOR
-
-
-def too_large(label: str, size: int, limit: int) -> str:
-    """The error message for a message over the limit."""
-    return (
-        f"{label}: a message of {size} bytes is over the limit of {limit} bytes "
-        "(max_message_size); it was not read"
-    )
 
 
 @attrs.define(eq=False)

@@ -4,32 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from . import codec
-from .concurrency import ConcurrentReplyer, serve
-from .config import build_config, resolve_addresses
-from .dispatch import Dispatcher, is_async_app
-from .errors import ConfigError
-from .reliability import message_limit
-from .security import start_authenticator, stop_authenticator
+from .. import codec
+from ..connection import message_limit
+from ..dispatch import Dispatcher
+from .curve import start_authenticator, stop_authenticator
+from .pool import ConcurrentReplyer, serve
 from .sockets import SocketOutbound, open_inbound
 
 if TYPE_CHECKING:
     from zmq.auth.thread import ThreadAuthenticator
 
-    from .app import App
+    from ..app import App
 
-__all__ = ["Shutdown", "run_app"]
+__all__ = ["Runtime", "Shutdown"]
 
 LOG = logging.getLogger("zmqservice.runtime")
 POLL_MS = 100
@@ -41,7 +37,6 @@ GRACE_S = 5.0
 TERM_WAIT_S = 2.0
 """How long a forced stop waits for a busy serving thread to leave its socket calls."""
 
-Source = Mapping[str, Any] | str | Path | None
 Entry = tuple[bool, Callable[[bytes], Any], str]
 """Per inbound socket: (is a replyer, its frame handler, its label)."""
 Handlers = dict[zmq.Socket[bytes], Entry]
@@ -49,59 +44,6 @@ Handlers = dict[zmq.Socket[bytes], Entry]
 
 class Shutdown(BaseException):
     """Raised in the main thread to end main mode (or on a second signal) at once."""
-
-
-def run_app(
-    app: App,
-    addresses: Source = None,
-    config: Source = None,
-    *,
-    main: bool = False,
-    min_wait: float = 0.0,
-    extra_config: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] | None = None,
-    on_ready: Callable[[], Any] | None = None,
-    workers: int | None = None,
-) -> Any:
-    """Validate config and addresses, open sockets, then serve or run main.
-
-    With `workers`, serve from that many worker processes instead (`zmqservice.workers`).
-
-    Returns:
-        What `@app.main` returned in main mode, else None.
-
-    Raises:
-        ConfigError: before any socket is opened, for bad config, addresses or targets.
-    """
-    if workers is not None and is_async_app(app):
-        raise ConfigError(f"App {app.name!r} has async handlers: --workers is not supported yet")
-    if workers is not None:
-        from .workers import run_workers
-
-        return run_workers(
-            app,
-            addresses,
-            config,
-            workers=workers,
-            main=main,
-            min_wait=min_wait,
-            extra_config=extra_config,
-            environ=environ,
-            on_ready=None if on_ready is None else lambda _: on_ready(),
-        )
-    if main and "main" not in app.hooks:
-        raise ConfigError(f"App {app.name!r} has no @app.main to run in main mode")
-    cfg = build_config(app, config, os.environ if environ is None else environ, extra_config)
-    endpoints = resolve_addresses(app, addresses, cfg)
-    if is_async_app(app):  # decided once, here: sync-only apps never see asyncio
-        from .aio import AsyncRuntime
-
-        runtime: Runtime = AsyncRuntime(app, cfg, endpoints)
-    else:
-        runtime = Runtime(app, cfg, endpoints)
-    runtime.on_ready = on_ready
-    app._started = True
-    return runtime.run(main=main, min_wait=min_wait)
 
 
 def _last_endpoint(sock: zmq.Socket[bytes]) -> str:

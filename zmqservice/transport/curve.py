@@ -22,12 +22,12 @@ import zmq
 import zmq.auth
 from zmq.utils import z85
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from zmq.auth.thread import ThreadAuthenticator
 
-    from .config import Endpoint
+    from .addresses import Endpoint
 
 __all__ = [
     "CurveKeys",

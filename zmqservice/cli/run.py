@@ -1,4 +1,4 @@
-"""The `zmqservice` command (also `python -m zmqservice`)."""
+"""``zmqservice run`` and ``keygen``: run a service, make CURVE keys."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from typing import Any
 
 import click
 
-from .cli_common import CONTEXT, CliError
-from .cli_tools import call, describe, docs, listen, proxy, publish, routes
-from .config import parse_value
-from .errors import ConfigError
+from ..config import parse_value
+from ..errors import ConfigError
+from ._common import CONTEXT, CliError
 
-__all__ = ["main"]
+__all__ = ["keygen", "run"]
 
 LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
 
@@ -35,13 +34,7 @@ def _extra_config(args: list[str], app: Any) -> dict[str, Any]:
     return extra
 
 
-@click.group(context_settings=CONTEXT)
-@click.version_option(package_name="zmqservice")
-def main() -> None:
-    """zmqservice: Flask-style ZeroMQ microservices."""
-
-
-@main.command(
+@click.command(
     context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_extra_args": True}
 )
 @click.argument("target")
@@ -90,16 +83,16 @@ def run(
 
     Extra --key value pairs go into the config (values that parse as JSON are parsed).
     """
-    from .loading import load_app
-    from .log import get_logger, setup_logging
-    from .runtime import run_app
+    from ..loading import load_app
+    from ..log import get_logger, setup_logging
+    from ..transport import run_app
 
     setup_logging(console_log_level, log_path, file_log_level, backup_count)
     try:
         app = load_app(target)
         extra = _extra_config(list(ctx.args), app)
         if workers is not None:
-            from .workers import run_workers
+            from ..transport.workers import run_workers
 
             # Worker logs go to the console only: N processes cannot rotate one file.
             log_args = {"console_loglevel": console_log_level}
@@ -133,7 +126,7 @@ def run(
         sys.exit(1)
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("directory", type=click.Path())
 @click.option(
     "--name", default="zmqservice", show_default=True, help="File name stem of the key pair."
@@ -143,7 +136,7 @@ def keygen(directory: str, name: str) -> None:
 
     The secret file is created with mode 0600; existing files are never overwritten.
     """
-    from .security import create_keys
+    from ..transport.curve import create_keys
 
     try:
         public, secret = create_keys(directory, name)
@@ -166,22 +159,12 @@ def _announce(app: Any, console_log_level: str) -> None:
     if sys.stderr.isatty():
         from rich.console import Console
 
-        from . import __version__
+        from .._version import __version__
 
         Console(stderr=True).print(startup_panel(app.name, __version__, rows))
         return
-    from .log import get_logger
+    from ..log import get_logger
 
     log = get_logger("cli")
     for kind, name, where in rows:
         log.info("%s: %s %s on %s", app.name, kind, name, where)
-
-
-for command in (routes, docs, call, describe, publish, listen, proxy):
-    main.add_command(command)
-
-
-def entry() -> None:
-    """Console-script entry point."""
-    logging.captureWarnings(True)
-    main()

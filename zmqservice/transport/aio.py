@@ -21,16 +21,17 @@ from typing import TYPE_CHECKING, Any, cast
 import zmq
 import zmq.asyncio
 
-from .dispatch import AsyncToSend
-from .errors import ConfigError
-from .reliability import message_limit
-from .runtime import GRACE_S, POLL_MS, Runtime, _last_endpoint, multipart_error
-from .security import start_authenticator
+from ..connection import message_limit
+from ..dispatch import AsyncToSend
+from ..errors import ConfigError
+from .curve import start_authenticator
 from .sockets import open_inbound, open_requester, timed_out
+from .threaded import GRACE_S, POLL_MS, Runtime, _last_endpoint, multipart_error
 
 if TYPE_CHECKING:
-    from .app import App, Connection
-    from .config import Endpoint
+    from ..app import App
+    from ..connection import Connection
+    from .addresses import Endpoint
 
 __all__ = ["AsyncRequesters", "AsyncRuntime", "AsyncToSend"]
 
@@ -89,7 +90,7 @@ class AsyncRequesters:
         workflow_id: str,
         timeout: float | None,
     ) -> bytes | None:
-        from . import codec
+        from .. import codec
 
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout

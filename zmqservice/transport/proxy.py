@@ -19,14 +19,13 @@ from typing import Any
 
 import zmq
 
-from .config import parse_endpoint
-from .errors import ConfigError, ZmqServiceError
+from ..connection import DEFAULT_HWM
+from ..errors import ConfigError, ZmqServiceError
+from .addresses import parse_endpoint
 
-__all__ = ["DEFAULT_HWM", "KINDS", "Proxy", "run_proxy"]
+__all__ = ["KINDS", "Proxy", "run_proxy"]
 
 LOG = logging.getLogger("zmqservice.proxy")
-DEFAULT_HWM = 100_000
-"""pubsub: the high-water mark of both sockets, as a publisher's and a subscriber's default."""
 STOP_S = 5.0
 """How long `Proxy.stop` waits for libzmq's proxy to return after ``TERMINATE``."""
 WAIT_S = 0.1

@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING
 
 import zmq
 
-from . import codec, security
-from .errors import ConfigError, RequestTimeout
-from .reliability import DEFAULT, Default, hard_limit
+from .. import codec
+from ..connection import hard_limit
+from ..errors import ConfigError, RequestTimeout
+from ..sending import DEFAULT, Default
+from . import curve
 
 if TYPE_CHECKING:
-    from .app import Connection
-    from .config import Endpoint
+    from ..connection import Connection
+    from .addresses import Endpoint
 
 __all__ = ["SocketOutbound", "open_inbound", "open_requester", "timed_out"]
 
@@ -31,7 +33,7 @@ _MORE = zmq.SNDMORE
 
 def _attach(sock: zmq.Socket[bytes], conn: Connection, endpoint: Endpoint) -> None:
     try:
-        security.configure(sock, endpoint)  # CURVE options must precede bind/connect
+        curve.configure(sock, endpoint)  # CURVE options must precede bind/connect
         if endpoint.bind:
             sock.bind(endpoint.url)
         else:

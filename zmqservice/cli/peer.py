@@ -1,4 +1,4 @@
-"""The tool commands: routes, docs, call, describe, publish, listen, and the proxies."""
+"""``zmqservice call``, ``describe``, ``publish`` and ``listen``: talk to running services."""
 
 from __future__ import annotations
 
@@ -9,59 +9,10 @@ import threading
 
 import click
 
-from . import cli_common as common
-from .cli_common import CONTEXT, TIMEOUT, CliError, ToolError
-from .errors import ConfigError, ZmqServiceError
+from . import _common as common
+from ._common import CONTEXT, TIMEOUT, ToolError
 
-
-@click.command(context_settings=CONTEXT)
-@click.argument("target")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list for scripts.")
-def routes(target: str, as_json: bool) -> None:
-    """List the connections of a service.
-
-    TARGET is loaded as `zmqservice run` loads it (module:app, module, path/to/file.py[:app]),
-    predecessor modules included.
-    """
-    from .describe import route_rows
-
-    app = common.load_target(target)
-    rows = route_rows(app)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    from rich.console import Console
-
-    from .render import routes_table
-
-    # Piped: wide enough that no cell is cut (a terminal wraps to its own width).
-    Console(width=None if sys.stdout.isatty() else 250).print(routes_table(app.name, rows))
-
-
-@click.command(context_settings=CONTEXT)
-@click.argument("target")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
-@click.option("--app-version", default="0.0.0", show_default=True, help="The info.version.")
-def docs(target: str, output: str | None, app_version: str) -> None:
-    """Print the AsyncAPI 3.0 document of a service.
-
-    TARGET is loaded as `zmqservice run` loads it; the document is JSON.
-    """
-    from .asyncapi import asyncapi_document
-
-    text = (
-        json.dumps(asyncapi_document(common.load_target(target), version=app_version), indent=2)
-        + "\n"
-    )
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        with open(output, "w", encoding="utf-8") as file:
-            file.write(text)
-    except OSError as exc:
-        raise CliError(f"cannot write {output!r}: {exc.strerror or exc}") from None
-    click.echo(f"wrote {output}", err=True)
+__all__ = ["call", "describe", "listen", "publish"]
 
 
 @click.command(context_settings=CONTEXT)
@@ -78,8 +29,8 @@ def call(endpoint: str, name: str, args_json: str, timeout: float, workflow_id: 
     reads stdin); Decimal, UUID and set go as their wire markers, e.g. {"__decimal__": true,
     "as_str": "1.5"}. Exit 1 on an error reply or a timeout, 2 on bad ARGS_JSON.
     """
-    from . import codec
-    from .errors import DecodeError
+    from .. import codec
+    from ..errors import DecodeError
 
     url, args = common.endpoint(endpoint), common.parse_args(args_json)
     frame = codec.encode_request(args, common.workflow_id(workflow_id))
@@ -105,7 +56,7 @@ def describe(endpoint: str, timeout: float, as_json: bool) -> None:
     """
     import msgpack
 
-    from . import codec
+    from .. import codec
 
     url = common.endpoint(endpoint)
     frame = codec.encode(
@@ -151,8 +102,8 @@ def publish(
     a zmqservice publisher sends: packb(topic) + packb(envelope). It leaves once a peer has
     subscribed to a matching prefix; exit 1 if none does in time.
     """
-    from . import codec
-    from .tools import publish as publish_once
+    from .. import codec
+    from ..transport.oneshot import publish as publish_once
 
     url, args, wid = (
         common.endpoint(endpoint),
@@ -180,10 +131,10 @@ def listen(endpoint: str, topic: str, count: int | None, timeout: float | None) 
     terminal one highlighted line per message; piped, one JSON object per line.
     """
 
-    from . import codec
-    from .errors import DecodeError
-    from .tools import jsonable, split_published
-    from .tools import listen as listen_frames
+    from .. import codec
+    from ..errors import DecodeError
+    from ..transport.oneshot import jsonable, split_published
+    from ..transport.oneshot import listen as listen_frames
 
     url = common.endpoint(endpoint)
     prefix = codec.topic_prefix(topic)
@@ -221,61 +172,3 @@ def listen(endpoint: str, topic: str, count: int | None, timeout: float | None) 
             signal.signal(sig, handler)
     if count is not None and received < count and not stop.is_set():
         raise ToolError(f"got {received} of {count} messages within {timeout:g}s")
-
-
-# -- proxy: libzmq's own forwarders, where services on several hosts meet ------------------
-
-
-@click.group(context_settings=CONTEXT)
-def proxy() -> None:
-    """Run one of libzmq's own proxies, binding both of its addresses.
-
-    FRONTEND and BACKEND are host:port (binds tcp://*:port) or a ZMQ endpoint; port 0 picks
-    a free port, shown in the line printed once both are bound. SIGINT / SIGTERM stop it
-    (exit 0); a bad or busy address exits 2.
-    """
-
-
-def _run_proxy(kind: str, frontend: str, backend: str, **options: int) -> None:
-    from .log import setup_logging
-    from .proxy import Proxy, run_proxy
-
-    setup_logging("INFO")
-    try:
-        forwarder = Proxy(kind, frontend, backend, **options)
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
-    try:
-        run_proxy(forwarder, on_ready=lambda p: click.echo(p.summary))
-    except ZmqServiceError as exc:
-        raise ToolError(str(exc)) from None
-
-
-_FRONTEND = click.option("--frontend", required=True, metavar="ADDR", help="Bind address.")
-_BACKEND = click.option("--backend", required=True, metavar="ADDR", help="Bind address.")
-
-
-@proxy.command("pubsub", context_settings=CONTEXT)
-@_FRONTEND
-@_BACKEND
-@click.option(
-    "--hwm",
-    type=click.IntRange(min=0),
-    default=100_000,
-    show_default=True,
-    help="High-water mark of both sockets, in messages (0: none).",
-)
-def proxy_pubsub(frontend: str, backend: str, hwm: int) -> None:
-    """XSUB frontend (publishers connect, xpub=True) -> XPUB backend (subscribers connect)."""
-    _run_proxy("pubsub", frontend, backend, hwm=hwm)
-
-
-@proxy.command("reqrep", context_settings=CONTEXT)
-@_FRONTEND
-@_BACKEND
-def proxy_reqrep(frontend: str, backend: str) -> None:
-    """ROUTER frontend (requesters connect) -> DEALER backend (replyers connect, bind=False).
-
-    The DEALER hands requests to the connected replyers in turn (round robin).
-    """
-    _run_proxy("reqrep", frontend, backend)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 TIMEOUT = click.FloatRange(min=0, min_open=True)
@@ -27,7 +27,7 @@ class ToolError(click.ClickException):
 
 
 def load_target(target: str) -> Any:
-    from .loading import load_app
+    from ..loading import load_app
 
     try:
         return load_app(target)
@@ -36,7 +36,7 @@ def load_target(target: str) -> Any:
 
 
 def endpoint(endpoint: str) -> str:
-    from .tools import endpoint_url
+    from ..transport.oneshot import endpoint_url
 
     try:
         return endpoint_url(endpoint)
@@ -45,7 +45,7 @@ def endpoint(endpoint: str) -> str:
 
 
 def parse_args(args_json: str) -> Any:
-    from .codec import marker_hook
+    from ..codec import marker_hook
 
     text = sys.stdin.read() if args_json == "-" else args_json
     try:
@@ -56,7 +56,7 @@ def parse_args(args_json: str) -> Any:
 
 def echo_json(value: Any) -> None:
     """Print JSON: indented and highlighted on a terminal, one compact line when piped."""
-    from .tools import jsonable
+    from ..transport.oneshot import jsonable
 
     data = jsonable(value)
     if sys.stdout.isatty():
@@ -68,14 +68,14 @@ def echo_json(value: Any) -> None:
 
 
 def workflow_id(given: str | None) -> str:
-    from .dispatch import new_workflow_id
+    from ..dispatch import new_workflow_id
 
     return given or new_workflow_id()
 
 
 def request(url: str, frame: bytes, timeout: float, what: str) -> bytes:
-    from .errors import RequestTimeout
-    from .tools import request
+    from ..errors import RequestTimeout
+    from ..transport.oneshot import request
 
     try:
         return request(url, frame, timeout)

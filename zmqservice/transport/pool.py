@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import zmq
 
-from . import codec
+from .. import codec
 
 __all__ = ["DRAIN_S", "ConcurrentReplyer", "serve"]
 

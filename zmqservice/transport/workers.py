@@ -32,8 +32,9 @@ from typing import Any
 
 import attrs
 
-from .config import Endpoint, build_config, resolve_addresses
-from .errors import ConfigError, ZmqServiceError
+from ..config import build_config
+from ..errors import ConfigError, ZmqServiceError
+from .addresses import Endpoint, resolve_addresses
 
 __all__ = ["run_workers", "target_of"]
 
@@ -118,9 +119,9 @@ def _worker(
     """One worker: the app with each replyer connecting to its proxy's backend."""
     os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the parent only, which drains us
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    from .loading import load_target
-    from .log import setup_logging
-    from .runtime import Runtime
+    from ..loading import load_target
+    from ..log import setup_logging
+    from .threaded import Runtime
 
     if logging_args is not None:
         setup_logging(**logging_args)

@@ -14,10 +14,10 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from .describe import handler_name, schema_label
+from ..describe import handler_name, schema_label
 
 if TYPE_CHECKING:
-    from .app import App
+    from ..app import App
 
 __all__ = [
     "description_tree",

@@ -18,8 +18,8 @@ from uuid import UUID
 import msgpack
 import zmq
 
-from . import codec
-from .errors import DecodeError, RequestTimeout
+from .. import codec
+from ..errors import DecodeError, RequestTimeout
 
 __all__ = [
     "endpoint_url",

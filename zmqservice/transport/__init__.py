@@ -1,0 +1,79 @@
+"""Everything that owns a zmq socket; `run_app` is what `App.run` calls.
+
+The core (the package root) never imports this package at module level: `App.run`,
+`Service` and the CLI reach it inside functions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import build_config
+from ..dispatch import is_async_app
+from ..errors import ConfigError
+from .addresses import resolve_addresses
+from .threaded import Runtime
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["Source", "run_app"]
+
+Source = Mapping[str, Any] | str | Path | None
+"""A dict, a JSON file path, or None."""
+
+
+def run_app(
+    app: App,
+    addresses: Source = None,
+    config: Source = None,
+    *,
+    main: bool = False,
+    min_wait: float = 0.0,
+    extra_config: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    on_ready: Callable[[], Any] | None = None,
+    workers: int | None = None,
+) -> Any:
+    """Validate config and addresses, open sockets, then serve or run main.
+
+    With `workers`, serve from that many worker processes instead (`zmqservice.workers`).
+
+    Returns:
+        What `@app.main` returned in main mode, else None.
+
+    Raises:
+        ConfigError: before any socket is opened, for bad config, addresses or targets.
+    """
+    if workers is not None and is_async_app(app):
+        raise ConfigError(f"App {app.name!r} has async handlers: --workers is not supported yet")
+    if workers is not None:
+        from .workers import run_workers
+
+        return run_workers(
+            app,
+            addresses,
+            config,
+            workers=workers,
+            main=main,
+            min_wait=min_wait,
+            extra_config=extra_config,
+            environ=environ,
+            on_ready=None if on_ready is None else lambda _: on_ready(),
+        )
+    if main and "main" not in app.hooks:
+        raise ConfigError(f"App {app.name!r} has no @app.main to run in main mode")
+    cfg = build_config(app, config, os.environ if environ is None else environ, extra_config)
+    endpoints = resolve_addresses(app, addresses, cfg)
+    if is_async_app(app):  # decided once, here: sync-only apps never see asyncio
+        from .aio import AsyncRuntime
+
+        runtime: Runtime = AsyncRuntime(app, cfg, endpoints)
+    else:
+        runtime = Runtime(app, cfg, endpoints)
+    runtime.on_ready = on_ready
+    app._started = True
+    return runtime.run(main=main, min_wait=min_wait)
