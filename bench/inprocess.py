@@ -14,6 +14,7 @@ import msgpack
 from workers import ACK, QUOTE, SYMBOL, TOPIC, WORKFLOW_ID, Ack, Quote, Tick
 
 from zmqservice import App
+from zmqservice.sending import call_target
 
 
 def _packb(obj: Any) -> bytes:
@@ -57,6 +58,9 @@ class CannedOutbound:
 
     def publish(self, conn: Any, frame: bytes) -> None:
         pass
+
+    def call(self, conn: Any, target: Any, args: Any) -> Any:
+        return call_target(target, args)
 
 
 def test_client_case() -> Callable[[], Any]:

@@ -25,6 +25,7 @@ from zmqservice import (
 )
 from zmqservice.dispatch import Dispatcher
 from zmqservice.log import WORKFLOW_ID
+from zmqservice.sending import call_target
 
 LOG = get_logger()
 
@@ -47,6 +48,9 @@ class Recorder:
 
     def publish(self, conn: Connection, frame: bytes) -> None:
         self.frames.append((conn.name, frame))
+
+    def call(self, conn: Connection, target: Any, args: Any) -> Any:
+        return call_target(target, args)
 
     def workflow_ids(self) -> list[str]:
         return [codec.decode_published(frame, b"")[1] for _, frame in self.frames]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from zmqservice import App, codec
 from zmqservice.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, hard_limit, message_limit
 from zmqservice.dispatch import Dispatcher
-from zmqservice.sending import DEFAULT
+from zmqservice.sending import DEFAULT, call_target
 from zmqservice.stats import MAX_PUBLISHERS
 
 PROPERTY = settings(database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -45,6 +45,9 @@ class Recorder:
 
     def publish(self, conn: Connection, frame: bytes) -> None:
         self.published.append(frame)
+
+    def call(self, conn: Connection, target: Any, args: Any) -> Any:
+        return call_target(target, args)
 
 
 def client_app() -> App:

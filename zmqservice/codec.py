@@ -33,6 +33,9 @@ __all__ = [
     "encode_reply",
     "encode_request",
     "is_reply_to",
+    "split_published",
+    "split_topic",
+    "topic_label",
     "topic_prefix",
 ]
 
@@ -194,6 +197,17 @@ def topic_prefix(topic: str) -> bytes:
     return encode(topic) if topic else b""
 
 
+def topic_label(prefix: bytes) -> str:
+    """How a subscription prefix reads: ``'BTC'``, ``(every topic)`` or its hex bytes."""
+    if not prefix:
+        return "(every topic)"
+    try:
+        topic = msgpack.unpackb(prefix, raw=False)
+    except Exception:
+        return prefix.hex()
+    return repr(topic) if isinstance(topic, str) else prefix.hex()
+
+
 def encode_published(args: Any, workflow_id: str, pub: str, seq: int) -> bytes:
     """Pack a pub/sub envelope: the request envelope plus the publisher's id and a number.
 
@@ -203,16 +217,23 @@ def encode_published(args: Any, workflow_id: str, pub: str, seq: int) -> bytes:
     return encode({"args": args, "workflow_id": workflow_id, "seq": seq, "pub": pub})
 
 
-def _skip_topic(frame: bytes) -> Any:
-    """Decode a frame for a subscriber without a topic: a leading topic string is skipped."""
+def split_topic(frame: bytes) -> tuple[str, Any]:
+    """Decode a pub/sub frame whose topic is not known: ``(topic or "", envelope)``.
+
+    A frame is ``packb(envelope)`` or ``packb(topic) + packb(envelope)``; a leading topic
+    string is split off, so a subscriber without a topic hears every topic.
+
+    Raises:
+        DecodeError: neither shape.
+    """
     try:
-        return decode(frame)
+        return "", decode(frame)
     except DecodeError:
         try:
             msgpack.unpackb(frame, raw=False)
         except msgpack.ExtraData as extra:
             if isinstance(extra.unpacked, str):
-                return decode(extra.extra)
+                return extra.unpacked, decode(extra.extra)
         except Exception:
             pass
         raise
@@ -234,7 +255,10 @@ def decode_publication(frame: bytes, prefix: bytes) -> tuple[Any, str, Any, Any]
             raise DecodeError("published frame does not start with the subscribed topic")
         envelope = decode(frame[len(prefix) :])
     else:
-        envelope = _skip_topic(frame)
+        try:
+            envelope = decode(frame)
+        except DecodeError:  # a topic in front: rare, and this path may decode twice
+            envelope = split_topic(frame)[1]
     # The same checks as decode_request, written out again: a helper call would cost every
     # published message ~0.06 µs, and pub/sub is the tightest path (see bench/).
     if type(envelope) is not dict or "args" not in envelope:
@@ -248,6 +272,17 @@ def decode_publication(frame: bytes, prefix: bytes) -> tuple[Any, str, Any, Any]
     if DESCRIBE_KEY in envelope:
         raise DescribeRequest(workflow_id)
     return envelope["args"], workflow_id, envelope.get("pub"), envelope.get("seq")
+
+
+def split_published(frame: bytes, prefix: bytes = b"") -> tuple[str, Any, str]:
+    """Split a pub/sub frame into ``(topic, args, workflow_id)`` (the ``listen`` view).
+
+    Raises:
+        DecodeError: not a published envelope (with or without a leading topic).
+    """
+    args, workflow_id, _, _ = decode_publication(frame, prefix)
+    topic = decode(prefix) if prefix else split_topic(frame)[0]
+    return str(topic), args, workflow_id
 
 
 def decode_published(frame: bytes, prefix: bytes) -> tuple[Any, str]:

@@ -22,7 +22,6 @@ __all__ = [
     "check_size",
     "hard_limit",
     "message_limit",
-    "too_large",
 ]
 
 Kind = Literal["replyer", "subscriber", "requester", "publisher", "external_target"]
@@ -91,11 +90,3 @@ def message_limit(app: App, conn: Connection) -> int | None:
 def hard_limit(limit: int | None) -> int:
     """The ``ZMQ_MAXMSGSIZE`` for a soft `limit` (-1, libzmq's "no limit", for None)."""
     return -1 if limit is None else limit * HARD_LIMIT_FACTOR
-
-
-def too_large(label: str, size: int, limit: int) -> str:
-    """The error message for a message over the limit."""
-    return (
-        f"{label}: a message of {size} bytes is over the limit of {limit} bytes "
-        "(max_message_size); it was not read"
-    )

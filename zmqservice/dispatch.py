@@ -16,13 +16,14 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import codec
-from .connection import message_limit, too_large
+from .connection import message_limit
 from .errors import ConfigError, DecodeError, RemoteError, RemoteValidationError, ValidationError
 from .log import WORKFLOW_ID
+from .replies import too_large
 from .sending import DEFAULT, Default, request_options
 from .stats import SubscriberStats
 
@@ -59,6 +60,13 @@ class Outbound(Protocol):
 
     def publish(self, conn: Connection, frame: bytes) -> None:
         """Deliver a published frame (topic prefix included)."""
+
+    def call(self, conn: Connection, target: Callable[..., Any], args: Any) -> Any:
+        """Call external target `target` with validated plain `args`; return its result.
+
+        Real transports call it (`sending.call_target`); the test client records the
+        call and answers from its stub when there is one.
+        """
 
 
 class AsyncOutbound(Protocol):
@@ -105,7 +113,7 @@ class ToSend:
 
     def __init__(self, dispatcher: Dispatcher, workflow_id: str) -> None:
         self._dispatcher = dispatcher
-        self._senders = dispatcher._senders
+        self._senders = dispatcher.senders
         self.workflow_id = workflow_id
         self._counter = itertools.count(1)  # next() is atomic: threads get distinct ids
 
@@ -153,7 +161,7 @@ class AsyncToSend:
         timeout: float | Default | None = DEFAULT,
         retries: int | Default = DEFAULT,
     ) -> Any:
-        if name not in self._dispatcher._senders:
+        if name not in self._dispatcher.senders:
             return self._dispatcher.send(name, args, "")  # raises, naming the connection
         workflow_id = f"{self.workflow_id}_{next(self._counter)}"
         return await self._dispatcher.send_async(
@@ -235,7 +243,14 @@ class Dispatcher:
         outbound: where requester and publisher frames go.
     """
 
-    def __init__(self, app: App, config: Any, outbound: Outbound) -> None:
+    def __init__(
+        self,
+        app: App,
+        config: Any,
+        outbound: Outbound,
+        *,
+        async_outbound: AsyncOutbound | None = None,
+    ) -> None:
         self.app = app
         self.config = config
         self.outbound = outbound
@@ -247,12 +262,17 @@ class Dispatcher:
         self.publisher_ids: dict[str, str] = {}
         """Publisher name -> the random ``pub`` id its messages carry in this run."""
         self._root: ToSend | None = None
-        self.async_outbound: AsyncOutbound = _AwaitedOutbound(outbound)
-        """Where `await to_send(...)` requests go; the asyncio runtime sets its own."""
+        self.async_outbound: AsyncOutbound = async_outbound or _AwaitedOutbound(outbound)
+        """Where `await to_send(...)` requests go: the asyncio runtime's, or `outbound`."""
         self._request_codecs: dict[str, tuple[Callable[..., bytes], Callable[[bytes], Any]]] = {}
         for conn in app.connections.values():
             if conn.side == "out":
                 self._senders[conn.name] = self._make_sender(conn)
+
+    @property
+    def senders(self) -> Mapping[str, Callable[[Any, str], Any]]:
+        """Out-connection name -> its sender ``(args, workflow_id) -> reply or None``."""
+        return self._senders
 
     # -- inbound ----------------------------------------------------------------------------
 
@@ -603,9 +623,10 @@ class Dispatcher:
         dump_args, dump_return = conn.args.dump, conn.returns.dump
         where_args, where_return = f"{conn.label} args", f"{conn.label} return value"
 
+        outbound = self.outbound
+
         def call_external(args: Any, workflow_id: str) -> Any:
-            plain = dump_args(args, where_args)
-            result = func(**plain) if isinstance(plain, dict) else func(plain)
+            result = outbound.call(conn, func, dump_args(args, where_args))
             return codec.decode(codec.encode(dump_return(result, where_return)))
 
         return call_external

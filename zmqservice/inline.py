@@ -15,7 +15,7 @@ from . import codec
 from .config import build_config
 from .dispatch import Dispatcher, is_async_app
 from .errors import ConfigError
-from .sending import DEFAULT, Default
+from .sending import DEFAULT, Default, call_target
 
 if TYPE_CHECKING:
     from .app import App
@@ -74,6 +74,9 @@ class _InlineOutbound:
             _, workflow_id = codec.decode_request(frame)
             return codec.encode_reply(None, workflow_id)
         return route.replier(frame)
+
+    def call(self, conn: Connection, target: Callable[..., Any], args: Any) -> Any:
+        return call_target(target, args)
 
     def publish(self, conn: Connection, frame: bytes) -> None:
         route = self._route(conn)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import TYPE_CHECKING, Final, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 if TYPE_CHECKING:
     from .connection import Connection
 
-__all__ = ["DEFAULT", "Default", "request_options"]
+__all__ = ["DEFAULT", "Default", "call_target", "request_options"]
 
 
 class Default(enum.Enum):
@@ -53,3 +54,8 @@ def request_options(
     elif type(retries) is not int or retries < 0:
         raise ValueError(f"{conn.label}: retries must be an int >= 0, got {retries!r}")
     return timeout, retries
+
+
+def call_target(target: Callable[..., Any], args: Any) -> Any:
+    """Call an external target as the predecessor did: ``target(**args)``, else ``target(args)``."""
+    return target(**args) if isinstance(args, dict) else target(args)

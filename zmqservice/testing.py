@@ -17,7 +17,7 @@ from .config import build_config
 from .dispatch import Dispatcher, new_workflow_id, raise_for_error
 from .errors import ZmqServiceError
 from .models import converter
-from .sending import DEFAULT, Default
+from .sending import DEFAULT, Default, call_target
 
 if TYPE_CHECKING:
     from .app import App
@@ -67,6 +67,13 @@ class _StubOutbound:
         args, _ = codec.decode_published(frame, codec.topic_prefix(conn.topic))
         self.sent[conn.name].append(args)
 
+    def call(self, conn: Connection, target: Callable[..., Any], args: Any) -> Any:
+        """Record an external target's call; answer from its stub, else call it for real."""
+        self.sent[conn.name].append(args)
+        if conn.name in self.stubs:
+            return self._answer(conn, args)
+        return call_target(target, args)
+
 
 class TestClient:
     """An app wired to stubs instead of sockets; see `App.test_client`.
@@ -83,11 +90,7 @@ class TestClient:
         self.config = build_config(app, config)
         self._outbound = _StubOutbound()
         self.sent = self._outbound.sent
-        self._external: dict[str, Callable[..., Any]] = {}
         self.dispatcher = Dispatcher(app, self.config, self._outbound)
-        for conn in app.connections.values():
-            if conn.kind == "external_target":  # record real calls in `sent` as well
-                self.dispatcher._senders[conn.name] = self._recorded_external(conn)
         self._repliers: dict[str, Callable[[bytes], bytes]] = {}
         self._receivers: dict[str, Callable[[bytes], Exception | None]] = {}
 
@@ -110,25 +113,6 @@ class TestClient:
         if conn is None or conn.kind not in ("requester", "external_target"):
             raise ValueError(f"App {self.app.name!r} has no requester or external target {name!r}")
         self._outbound.stubs[name] = value_or_fn
-        if conn.kind == "external_target":
-            self.dispatcher._senders[name] = self._stubbed_external(conn)
-
-    def _recorded_external(self, conn: Connection) -> Callable[[Any, str], Any]:
-        call_target = self.dispatcher._senders[conn.name]
-
-        def call(args: Any, workflow_id: str) -> Any:
-            self.sent[conn.name].append(conn.args.dump(args, f"{conn.label} args"))
-            return call_target(args, workflow_id)
-
-        return call
-
-    def _stubbed_external(self, conn: Connection) -> Callable[[Any, str], Any]:
-        def call(args: Any, workflow_id: str) -> Any:
-            plain = conn.args.dump(args, f"{conn.label} args")
-            self.sent[conn.name].append(plain)
-            return codec.decode(codec.encode(self._outbound._answer(conn, plain)))
-
-        return call
 
     def request(self, name: str, args: Any, *, workflow_id: str | None = None) -> Any:
         """Call replyer `name` as a remote requester would; return the decoded reply.

@@ -35,6 +35,7 @@ import zmq
 from zmqservice import App
 from zmqservice.dispatch import Dispatcher
 from zmqservice.log import WORKFLOW_ID
+from zmqservice.sending import call_target
 
 from .conftest import WAIT_S, Child, Runner, Spawner, wait_for
 
@@ -333,7 +334,7 @@ def test_call_timeout_exits_1(spawn: Spawner, zsock: Callable[[int], zmq.Socket[
     [
         (["127.0.0.1:1", "add", '{"a": '], "Error: ARGS_JSON is not valid JSON: "),
         (["127.0.0.1:1", "add", '{"x": {"__uuid__": true, "as_str": "no"}}'], "Error: ARGS_JSON"),
-        (["nonsense", "add", "{}"], "Error: ENDPOINT 'nonsense' is not 'host:port'"),
+        (["nonsense", "add", "{}"], "Error: ENDPOINT: 'nonsense' is not 'host:port'"),
     ],
 )
 def test_call_usage_errors_exit_2(spawn: Spawner, argv: list[str], message: str) -> None:
@@ -789,6 +790,9 @@ class Canned:
 
     def publish(self, conn: Any, frame: bytes) -> None:
         raise AssertionError("no publishing here")
+
+    def call(self, conn: Any, target: Any, args: Any) -> Any:
+        return call_target(target, args)
 
 
 @pytest.fixture

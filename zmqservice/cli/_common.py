@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import json
 import sys
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import click
 
@@ -36,12 +40,13 @@ def load_target(target: str) -> Any:
 
 
 def endpoint(endpoint: str) -> str:
-    from ..transport.oneshot import endpoint_url
+    """``host:port`` -> ``tcp://host:port``; a full ZMQ endpoint passes; else exit 2."""
+    from ..transport.addresses import parse_endpoint
 
     try:
-        return endpoint_url(endpoint)
-    except ValueError as exc:
-        raise CliError(f"ENDPOINT {exc}") from None
+        return parse_endpoint(endpoint, "ENDPOINT", bind=False)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
 
 
 def parse_args(args_json: str) -> Any:
@@ -56,8 +61,6 @@ def parse_args(args_json: str) -> Any:
 
 def echo_json(value: Any) -> None:
     """Print JSON: indented and highlighted on a terminal, one compact line when piped."""
-    from ..transport.oneshot import jsonable
-
     data = jsonable(value)
     if sys.stdout.isatty():
         from rich.console import Console
@@ -81,3 +84,28 @@ def request(url: str, frame: bytes, timeout: float, what: str) -> bytes:
         return request(url, frame, timeout)
     except RequestTimeout as exc:
         raise ToolError(f"{what}: {exc}") from None
+
+
+def jsonable(value: Any) -> Any:
+    """Make a decoded wire value JSON-ready.
+
+    ``Decimal`` and ``UUID`` become strings, sets sorted lists, bytes base64 text, tuples
+    lists, datetimes ISO 8601 strings.
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        items = [jsonable(v) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:  # mixed types: a stable order all the same
+            return sorted(items, key=lambda v: (type(v).__name__, repr(v)))
+    if isinstance(value, (Decimal, UUID)):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    return value

@@ -133,7 +133,6 @@ def listen(endpoint: str, topic: str, count: int | None, timeout: float | None) 
 
     from .. import codec
     from ..errors import DecodeError
-    from ..transport.oneshot import jsonable, split_published
     from ..transport.oneshot import listen as listen_frames
 
     url = common.endpoint(endpoint)
@@ -155,11 +154,11 @@ def listen(endpoint: str, topic: str, count: int | None, timeout: float | None) 
     try:
         for frame in listen_frames(url, prefix, stop.is_set, timeout):
             try:
-                msg_topic, args, wid = split_published(frame, prefix)
+                msg_topic, args, wid = codec.split_published(frame, prefix)
             except DecodeError as exc:
                 click.echo(f"skipped a frame that is not a published message: {exc}", err=True)
                 continue
-            line = {"topic": msg_topic, "workflow_id": wid, "args": jsonable(args)}
+            line = {"topic": msg_topic, "workflow_id": wid, "args": common.jsonable(args)}
             if console is not None:
                 console.print(message_line(msg_topic, wid, line["args"]))
             else:

@@ -6,74 +6,17 @@ out; every wait is bounded by a timeout or a stop callback polled every 100 ms.
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import re
 import time
 from collections.abc import Callable, Iterator
-from decimal import Decimal
-from typing import Any
-from uuid import UUID
 
-import msgpack
 import zmq
 
 from .. import codec
-from ..errors import DecodeError, RequestTimeout
+from ..errors import RequestTimeout
 
-__all__ = [
-    "endpoint_url",
-    "jsonable",
-    "listen",
-    "publish",
-    "request",
-    "split_published",
-    "subscription_topic",
-]
+__all__ = ["listen", "publish", "request"]
 
 POLL_MS = 100
-_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[^:/\s]+):(\d{1,5})$")
-_URL = re.compile(r"^[a-z]+://\S+$")
-
-
-def endpoint_url(value: str) -> str:
-    """Turn ``host:port`` into ``tcp://host:port``; a full ZMQ endpoint passes unchanged.
-
-    Raises:
-        ValueError: for anything else.
-    """
-    value = value.strip()
-    if _URL.match(value):
-        return value
-    match = _HOST_PORT.match(value)
-    if match and int(match[2]) <= 65535:
-        return f"tcp://{value}"
-    raise ValueError(f"{value!r} is not 'host:port' or a ZMQ endpoint like tcp://host:port")
-
-
-def jsonable(value: Any) -> Any:
-    """Make a decoded wire value JSON-ready.
-
-    ``Decimal`` and ``UUID`` become strings, sets sorted lists, bytes base64 text, tuples
-    lists, datetimes ISO 8601 strings.
-    """
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        items = [jsonable(v) for v in value]
-        try:
-            return sorted(items)
-        except TypeError:  # mixed types: a stable order all the same
-            return sorted(items, key=lambda v: (type(v).__name__, repr(v)))
-    if isinstance(value, (Decimal, UUID)):
-        return str(value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, (dt.datetime, dt.date)):
-        return value.isoformat()
-    return value
 
 
 def request(endpoint: str, frame: bytes, timeout: float) -> bytes:
@@ -93,17 +36,6 @@ def request(endpoint: str, frame: bytes, timeout: float) -> bytes:
         return sock.recv()
     finally:
         context.destroy(linger=0)
-
-
-def subscription_topic(prefix: bytes) -> str:
-    """How a subscription prefix reads: ``'BTC'``, ``(every topic)`` or its hex bytes."""
-    if not prefix:
-        return "(every topic)"
-    try:
-        topic = msgpack.unpackb(prefix, raw=False)
-    except Exception:
-        return prefix.hex()
-    return repr(topic) if isinstance(topic, str) else prefix.hex()
 
 
 def publish(endpoint: str, frame: bytes, timeout: float) -> None:
@@ -142,7 +74,7 @@ def publish(endpoint: str, frame: bytes, timeout: float) -> None:
                 f"no subscriber at {endpoint} within {timeout:g}s (is a subscriber with "
                 "bind=True or a proxy frontend there?); nothing was published"
             )
-        heard = ", ".join(subscription_topic(p) for p in seen)
+        heard = ", ".join(codec.topic_label(p) for p in seen)
         raise TimeoutError(
             f"no subscriber for this topic at {endpoint} within {timeout:g}s "
             f"(subscriptions seen: {heard}); nothing was published"
@@ -150,32 +82,6 @@ def publish(endpoint: str, frame: bytes, timeout: float) -> None:
     finally:
         sock.close()
         context.term()
-
-
-def split_published(frame: bytes, prefix: bytes = b"") -> tuple[str, Any, str]:
-    """Split a pub/sub frame into ``(topic, args, workflow_id)``.
-
-    Raises:
-        DecodeError: not a published envelope (with or without a leading topic).
-    """
-    if prefix:
-        if not frame.startswith(prefix):
-            raise DecodeError("published frame does not start with the subscribed topic")
-        args, workflow_id = codec.decode_request(frame[len(prefix) :])
-        return msgpack.unpackb(prefix, raw=False), args, workflow_id
-    try:
-        args, workflow_id = codec.decode_request(frame)
-        return "", args, workflow_id
-    except DecodeError:
-        try:
-            msgpack.unpackb(frame, raw=False)
-        except msgpack.ExtraData as extra:
-            if isinstance(extra.unpacked, str):
-                args, workflow_id = codec.decode_request(extra.extra)
-                return extra.unpacked, args, workflow_id
-        except Exception:
-            pass
-        raise
 
 
 def listen(

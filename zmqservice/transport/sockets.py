@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from .. import codec
 from ..connection import hard_limit
 from ..errors import ConfigError, RequestTimeout
-from ..sending import DEFAULT, Default
+from ..sending import DEFAULT, Default, call_target
 from . import curve
 
 if TYPE_CHECKING:
@@ -239,6 +240,12 @@ class SocketOutbound:
             requester.sock.setsockopt(zmq.RCVTIMEO, slice_ms)
             requester.timeout_ms = slice_ms
         return True
+
+    # -- external targets ---------------------------------------------------------------------
+
+    def call(self, conn: Connection, target: Callable[..., Any], args: Any) -> Any:
+        """Call an external target in this process; no socket is involved."""
+        return call_target(target, args)
 
     # -- publishers -------------------------------------------------------------------------
 
