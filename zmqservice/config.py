@@ -7,7 +7,6 @@ are resolved by `zmqservice.transport.addresses`, which owns what sockets need.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import typing
@@ -22,6 +21,7 @@ import attrs
 
 from .codec import marker_hook
 from .errors import ConfigError, ValidationError
+from .fields import is_class_record, record_fields
 
 if TYPE_CHECKING:
     from .app import App
@@ -76,19 +76,10 @@ def parse_value(raw: str, declared: Any) -> Any:
 def _defaults(app: App) -> dict[str, Any]:
     """Plain default values of a class config model, so `setup_config` sees them."""
     model_type = app.config.type
-    out: dict[str, Any] = {}
-    if model_type is not None and attrs.has(model_type):
-        for field in attrs.fields(model_type):
-            if field.default is not attrs.NOTHING and not isinstance(
-                field.default,
-                attrs.Factory,  # type: ignore[arg-type]
-            ):
-                out[field.name] = field.default
-    elif model_type is not None and dataclasses.is_dataclass(model_type):
-        for dc_field in dataclasses.fields(model_type):
-            if dc_field.default is not dataclasses.MISSING:
-                out[dc_field.name] = dc_field.default
-    return out
+    if not is_class_record(model_type):
+        return {}
+    fields = record_fields(model_type)
+    return {field.name: field.default for field in fields if field.default is not attrs.NOTHING}
 
 
 def build_config(

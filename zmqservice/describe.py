@@ -19,7 +19,6 @@ are a superset of draft-07), with every nested class inlined:
 from __future__ import annotations
 
 import collections.abc as abc
-import dataclasses
 import datetime as dt
 import enum
 import typing
@@ -29,7 +28,9 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 from uuid import UUID
 
 import attrs
-from typing_extensions import get_type_hints, is_typeddict
+from typing_extensions import is_typeddict
+
+from .fields import is_record, record_fields
 
 if TYPE_CHECKING:
     from .app import App
@@ -80,10 +81,6 @@ def _marker(key: str, value_key: str, value: Schema, title: str) -> Schema:
     }
 
 
-def _is_class_model(tp: Any) -> bool:
-    return isinstance(tp, type) and (attrs.has(tp) or dataclasses.is_dataclass(tp))
-
-
 def _is_generated(tp: Any) -> bool:
     """A TypedDict that `models` built from a predecessor dict (its name is internal)."""
     return is_typeddict(tp) and getattr(tp, "__module__", "") == "zmqservice.models"
@@ -123,33 +120,6 @@ def _json_default(value: Any) -> tuple[bool, Any]:
     return False, None
 
 
-def _fields(tp: Any) -> list[tuple[str, Any, bool, tuple[bool, Any]]]:
-    """(wire name, type, required, (has a JSON default, default)) for each field."""
-    hints = get_type_hints(tp)
-    none: tuple[bool, Any] = (False, None)
-    if is_typeddict(tp):
-        required_keys = getattr(tp, "__required_keys__", frozenset(hints))
-        return [(name, hint, name in required_keys, none) for name, hint in hints.items()]
-    out = []
-    if attrs.has(tp):
-        for field in attrs.fields(tp):  # cattrs keys by attribute name, not alias
-            hint, default = hints.get(field.name, field.type), field.default
-            if default is attrs.NOTHING:
-                out.append((field.name, hint, True, none))
-            else:
-                factory = isinstance(default, attrs.Factory)  # type: ignore[arg-type]
-                out.append((field.name, hint, False, none if factory else _json_default(default)))
-        return out
-    for dc_field in dataclasses.fields(tp):
-        if dc_field.default is not dataclasses.MISSING:
-            default_info = _json_default(dc_field.default)
-            out.append((dc_field.name, hints.get(dc_field.name), False, default_info))
-        else:
-            required = dc_field.default_factory is dataclasses.MISSING
-            out.append((dc_field.name, hints.get(dc_field.name), required, none))
-    return out
-
-
 def _object_schema(tp: Any, seen: tuple[Any, ...]) -> Schema:
     name = getattr(tp, "__name__", "object")
     if tp in seen:
@@ -159,13 +129,15 @@ def _object_schema(tp: Any, seen: tuple[Any, ...]) -> Schema:
         schema["description"] = description
     properties: Schema = {}
     required: list[str] = []
-    for field_name, hint, is_required, (has_default, default) in _fields(tp):
-        field_schema = _type_schema(hint, (*seen, tp)) if hint is not None else {}
-        if has_default:
-            field_schema = {**field_schema, "default": default}
-        properties[field_name] = field_schema
-        if is_required:
-            required.append(field_name)
+    for field in record_fields(tp):
+        field_schema = _type_schema(field.type, (*seen, tp)) if field.type is not None else {}
+        if field.default is not attrs.NOTHING:
+            has_default, default = _json_default(field.default)
+            if has_default:
+                field_schema = {**field_schema, "default": default}
+        properties[field.name] = field_schema
+        if field.required:
+            required.append(field.name)
     schema.update(type="object", properties=properties)
     if required:
         schema["required"] = required
@@ -188,7 +160,7 @@ def _type_schema(tp: Any, seen: tuple[Any, ...]) -> Schema:
         return _marker("__uuid__", "as_str", {"type": "string", "format": "uuid"}, "UUID")
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return {"title": tp.__name__, **_enum_schema(list(tp))}
-    if _is_class_model(tp) or is_typeddict(tp):
+    if is_record(tp):
         return _object_schema(tp, seen)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is typing.Annotated:
@@ -257,10 +229,9 @@ def type_label(tp: Any) -> str:
     if tp is None or tp is NoneType:
         return "None"
     if _is_generated(tp):
-        hints = get_type_hints(tp)
-        required = getattr(tp, "__required_keys__", frozenset(hints))
         inner = ", ".join(
-            f"{k}{'' if k in required else '?'}: {type_label(v)}" for k, v in hints.items()
+            f"{field.name}{'' if field.required else '?'}: {type_label(field.type)}"
+            for field in record_fields(tp)
         )
         return "{" + inner + "}"
     origin, args = typing.get_origin(tp), typing.get_args(tp)

@@ -18,6 +18,8 @@ from uuid import UUID
 
 import attrs
 
+from .fields import Field, record_fields
+
 __all__ = ["fast_dump", "fast_load"]
 
 _CHECKS = {
@@ -43,22 +45,19 @@ def _check(type_: Any, x: str) -> str | None:
     return None
 
 
-def _fields(cls: type) -> list[tuple[str, Any, Any]] | None:
-    """`(key, type, default)` per field when every field is simple, else None."""
+def _fields(cls: type) -> tuple[Field, ...] | None:
+    """The fields of `cls` when every one is simple, else None."""
     if not attrs.has(cls):
         return None
-    hints = typing.get_type_hints(cls)
-    out = []
-    for field in attrs.fields(cls):
-        if not field.init or isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+    fields = record_fields(cls)
+    for field in fields:
+        if not field.init or field.factory:
             return None
-        if (field.alias or field.name) != field.name:  # cattrs keys private fields by name
+        if field.alias != field.name:  # cattrs keys private fields by name
             return None
-        type_ = hints.get(field.name, field.type)
-        if _check(type_, "x") is None:
+        if _check(field.type, "x") is None:
             return None
-        out.append((field.alias or field.name, type_, field.default))
-    return out
+    return fields
 
 
 def _compile(name: str, source: str, env: dict[str, Any]) -> Callable[..., Any]:
@@ -72,27 +71,29 @@ def fast_load(cls: type, fallback: Callable[[Any], Any]) -> Callable[[Any], Any]
     fields = _fields(cls)
     if fields is None:
         return None
-    all_required = all(default is attrs.NOTHING for _, _, default in fields)
+    all_required = all(field.required for field in fields)
     # No optional fields: the right size and every key found means no unknown keys either.
     keys_ok = f"len(d) == {len(fields)}" if all_required else "d.keys() <= KEYS"
     lines = ["def load(d):", f"    if d.__class__ is not dict or not {keys_ok}:"]
     lines.append("        return fallback(d)")
     checks: list[str] = []
     kwargs: list[str] = []
-    env: dict[str, Any] = {"KEYS": frozenset(k for k, _, _ in fields)}
-    for i, (key, type_, default) in enumerate(fields):
+    env: dict[str, Any] = {"KEYS": frozenset(field.name for field in fields)}
+    for i, field in enumerate(fields):
         var = f"v{i}"
-        if default is attrs.NOTHING:
-            lines.append(f"    {var} = d.get({key!r}, MISSING)")
+        if field.required:
+            lines.append(f"    {var} = d.get({field.name!r}, MISSING)")
             checks.append(f"{var} is not MISSING")
         else:
-            env[f"D{i}"] = default
-            lines.append(f"    {var} = d.get({key!r}, D{i})")
-        checks.append(_check(type_, var) or "False")
+            env[f"D{i}"] = field.default
+            lines.append(f"    {var} = d.get({field.name!r}, D{i})")
+        checks.append(_check(field.type, var) or "False")
         value = (
-            f"({var} if {var}.__class__ is not int else float({var}))" if type_ is float else var
+            f"({var} if {var}.__class__ is not int else float({var}))"
+            if field.type is float
+            else var
         )
-        kwargs.append(f"{key}={value}")
+        kwargs.append(f"{field.alias}={value}")
     lines += [
         f"    if {' and '.join(checks)}:",
         f"        return cls({', '.join(kwargs)})",
@@ -109,9 +110,7 @@ def fast_dump(
     fields = _fields(cls)
     if fields is None:
         return None
-    names = [field.name for field in attrs.fields(cls)]
-    types = [type_ for _, type_, _ in fields]
-    checks = [_check(type_, f"v.{name}") for name, type_ in zip(names, types, strict=True)]
+    checks = [_check(field.type, f"v.{field.name}") for field in fields]
     source = "\n".join(
         [
             "def dump(v):",

@@ -8,7 +8,6 @@ plain data, validating strictly both ways with one cattrs converter of our own.
 from __future__ import annotations
 
 import collections.abc as abc
-import dataclasses
 import datetime as dt
 import re
 import typing
@@ -26,10 +25,11 @@ from cattrs.cols import (
 )
 from cattrs.strategies import configure_union_passthrough
 from cattrs.v import format_exception, transform_error
-from typing_extensions import NotRequired, TypedDict, is_typeddict
+from typing_extensions import NotRequired, TypedDict
 
 from .errors import ValidationError
 from .fastpath import fast_dump, fast_load
+from .fields import is_class_record, is_record, record_fields
 
 __all__ = ["Model", "ModelSpec", "converter", "make_model", "validation_message"]
 
@@ -135,8 +135,7 @@ def check_map_keys(type_: Any, seen: set[int] | None = None) -> None:
         raise TypeError(f"{type_!r}: map keys must be str on the wire (msgpack rejects others)")
     for arg in args:
         check_map_keys(arg, seen)
-    is_class = isinstance(type_, type) and (attrs.has(type_) or dataclasses.is_dataclass(type_))
-    if is_class or is_typeddict(type_):
+    if is_record(type_):
         hints = typing.get_type_hints(type_)
     else:
         return
@@ -326,20 +325,10 @@ ANY = Model(spec=None, type=None, required={}, optional={}, load=_identity, dump
 
 
 def _class_fields(cls: type) -> tuple[dict[str, Any], dict[str, Any]]:
-    hints = typing.get_type_hints(cls)
     required: dict[str, Any] = {}
     optional: dict[str, Any] = {}
-    if attrs.has(cls):
-        for field in attrs.fields(cls):
-            target = optional if field.default is not attrs.NOTHING else required
-            target[field.name] = hints.get(field.name, field.type)
-    else:
-        for dc_field in dataclasses.fields(cls):
-            has_default = (
-                dc_field.default is not dataclasses.MISSING
-                or dc_field.default_factory is not dataclasses.MISSING
-            )
-            (optional if has_default else required)[dc_field.name] = hints.get(dc_field.name)
+    for field in record_fields(cls):
+        (required if field.required else optional)[field.name] = field.type
     return required, optional
 
 
@@ -454,7 +443,7 @@ def make_model(
     Raises:
         TypeError: for a spec that is none of the above.
     """
-    if isinstance(spec, type) and (attrs.has(spec) or dataclasses.is_dataclass(spec)):
+    if is_class_record(spec):
         if optional:
             raise TypeError(f"{name}: optional fields go on the class itself, not optional_*")
         try:
