@@ -122,7 +122,7 @@ def _fast_converter() -> Any:
     """zmqservice's converter rebuilt with ``detailed_validation=False`` (bench-only)."""
     import cattrs
 
-    from zmqservice import models
+    from zmqservice import convert
 
     original = cattrs.Converter
 
@@ -133,7 +133,7 @@ def _fast_converter() -> Any:
 
     cattrs.Converter = Fast  # type: ignore[misc]
     try:
-        return models._make_converter()
+        return convert.make_converter()
     finally:
         cattrs.Converter = original  # type: ignore[misc]
 
@@ -160,7 +160,7 @@ _QUOTE_KEYS = frozenset(QUOTE)
 
 def what_ifs() -> list[tuple[str, Callable[[], Any], Callable[[], Any]]]:
     """(question, current zmqservice call, the alternative) pairs, timed side by side."""
-    from zmqservice.models import converter
+    from zmqservice.convert import converter
 
     fast = _fast_converter()
     cur_q, fast_q = converter.get_structure_hook(Quote), fast.get_structure_hook(Quote)

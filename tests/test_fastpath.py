@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from zmqservice.convert import converter
 from zmqservice.errors import ValidationError
 from zmqservice.fastpath import fast_dump, fast_load
-from zmqservice.models import converter, make_model
+from zmqservice.models import make_model
 
 
 @attrs.define

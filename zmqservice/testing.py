@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import codec
 from .config import build_config
+from .convert import converter
 from .dispatch import Dispatcher, new_workflow_id, raise_for_error
 from .errors import ZmqServiceError
-from .models import converter
 from .sending import DEFAULT, Default, call_target
 
 if TYPE_CHECKING:
