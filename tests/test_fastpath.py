@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import linecache
+import traceback
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -143,3 +145,47 @@ def test_fast_dump_agrees_with_cattrs(field: str, value: Any) -> None:
         return plain
 
     assert (fast[0] == "ok") == (_outcome(slow, instance)[0] == "ok")
+
+
+@attrs.define
+class Picky:
+    qty: int
+
+    def __attrs_post_init__(self) -> None:
+        raise RuntimeError("picky")
+
+
+def test_a_traceback_through_a_generated_loader_shows_its_source() -> None:
+    load = fast_load(Picky, _cattrs_load)
+    assert load is not None
+    with pytest.raises(RuntimeError, match="picky") as info:
+        load({"qty": 1})
+    text = "".join(traceback.format_exception(info.value))
+    frame = f'File "<zmqservice generated load {__name__}.Picky>", line 6, in load\n'
+    assert frame + "    return cls(qty=v0)\n" in text
+
+
+def test_a_traceback_through_a_generated_dumper_shows_its_source() -> None:
+    def refuse(value: Any) -> Any:
+        raise LookupError("fallback")
+
+    dump = fast_dump(Flat, converter.unstructure, refuse)
+    assert dump is not None
+    with pytest.raises(LookupError) as info:
+        dump(Flat(**{**VALID, "seq": "1"}))
+    text = "".join(traceback.format_exception(info.value))
+    frame = f'File "<zmqservice generated dump {__name__}.Flat>", line 4, in dump\n'
+    assert frame + "    return fallback(v)\n" in text
+
+
+def test_each_generated_source_keeps_its_own_lines() -> None:
+    one = attrs.make_class("Same", {"a": attrs.field(type=int)})
+    two = attrs.make_class("Same", {"a": attrs.field(type=int), "b": attrs.field(type=str)})
+    files = []
+    for cls in (one, two, one):
+        load = fast_load(cls, _cattrs_load)
+        assert load is not None
+        files.append(load.__code__.co_filename)
+    assert files[0] == files[2] != files[1]
+    assert "'b'" in "".join(linecache.getlines(files[1]))
+    assert "'b'" not in "".join(linecache.getlines(files[0]))

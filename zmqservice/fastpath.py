@@ -5,10 +5,14 @@ cattrs calls one hook per field; for a class whose fields are all `str`, `int`, 
 checks every field inline and builds the instance, which is about twice as fast. Anything
 it does not accept goes to the cattrs path, which applies the same rules and explains
 failures, so the two can never disagree on what is valid, only on how fast.
+
+The generated source is registered in `linecache`, as attrs and cattrs do with theirs, so
+a traceback through a generated function shows its lines.
 """
 
 from __future__ import annotations
 
+import linecache
 import typing
 from collections.abc import Callable
 from decimal import Decimal
@@ -60,9 +64,22 @@ def _fields(cls: type) -> tuple[Field, ...] | None:
     return fields
 
 
-def _compile(name: str, source: str, env: dict[str, Any]) -> Callable[..., Any]:
+def _filename(name: str, cls: type, source: str) -> str:
+    """Register `source` in `linecache` under a unique name, so tracebacks show its lines."""
+    base = f"<zmqservice generated {name} {cls.__module__}.{cls.__qualname__}"
+    entry = (len(source), None, source.splitlines(keepends=True), base + ">")
+    filename, count = base + ">", 1
+    # The same source for the same class reuses its entry; other source gets a new name.
+    while linecache.cache.setdefault(filename, entry) != entry:
+        count += 1
+        filename = f"{base}-{count}>"
+        entry = (*entry[:3], filename)
+    return filename
+
+
+def _compile(name: str, cls: type, source: str, env: dict[str, Any]) -> Callable[..., Any]:
     namespace: dict[str, Any] = {"Decimal": Decimal, "UUID": UUID, **env}
-    exec(compile(source, f"<zmqservice {name}>", "exec"), namespace)
+    exec(compile(source, _filename(name, cls, source), "exec"), namespace)
     return namespace[name]  # type: ignore[no-any-return]
 
 
@@ -100,7 +117,7 @@ def fast_load(cls: type, fallback: Callable[[Any], Any]) -> Callable[[Any], Any]
         "    return fallback(d)",
     ]
     env.update(cls=cls, fallback=fallback, MISSING=object())
-    return _compile("load", "\n".join(lines), env)
+    return _compile("load", cls, "\n".join(lines), env)
 
 
 def fast_dump(
@@ -119,4 +136,5 @@ def fast_dump(
             "    return fallback(v)",
         ]
     )
-    return _compile("dump", source, {"cls": cls, "unstructure": unstructure, "fallback": fallback})
+    env = {"cls": cls, "unstructure": unstructure, "fallback": fallback}
+    return _compile("dump", cls, source, env)
