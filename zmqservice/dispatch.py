@@ -15,223 +15,46 @@ import secrets
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from . import codec
 from .connection import message_limit
-from .errors import ConfigError, DecodeError, RemoteError, RemoteValidationError, ValidationError
+from .errors import ConfigError, DecodeError, ValidationError
+from .invoke import handler_call, hook_invoker
 from .log import WORKFLOW_ID
-from .replies import too_large
-from .sending import DEFAULT, Default, request_options
+from .replies import (
+    exception_text,
+    handler_failed,
+    invalid_args,
+    refused,
+    rejected,
+    too_large,
+    unencodable,
+)
+from .sending import (
+    DEFAULT,
+    AsyncOutbound,
+    AsyncToSend,
+    Default,
+    Outbound,
+    ToSend,
+    awaited,
+    new_workflow_id,
+    raise_for_error,
+    request_options,
+)
 from .stats import SubscriberStats
 
 if TYPE_CHECKING:
     from .app import App
     from .connection import Connection
 
-__all__ = ["AsyncToSend", "Dispatcher", "Outbound", "ToSend", "is_async_app", "new_workflow_id"]
+__all__ = ["Dispatcher"]
 
 LOG = logging.getLogger("zmqservice.dispatch")
-INJECTED = ("to_send", "config", "signum", "frame")
 NO_SEQ = -(1 << 64)
 """Below any msgpack int: the "last number seen" of a publisher not seen yet."""
-
-Invoke = Callable[[Any, Callable[[], "ToSend"], Any], Any]
-
-
-class Outbound(Protocol):
-    """Where `to_send` frames go: sockets, test stubs or in-process services."""
-
-    def request(
-        self,
-        conn: Connection,
-        frame: bytes,
-        workflow_id: str = "",
-        timeout: float | Default | None = DEFAULT,
-        retries: int | Default = DEFAULT,
-    ) -> bytes:
-        """Deliver a request frame and return the reply frame that answers it.
-
-        `workflow_id` is the request's (a transport that can see stale replies discards
-        those naming another id); `timeout` and `retries` default to the connection's.
-        """
-
-    def publish(self, conn: Connection, frame: bytes) -> None:
-        """Deliver a published frame (topic prefix included)."""
-
-    def call(self, conn: Connection, target: Callable[..., Any], args: Any) -> Any:
-        """Call external target `target` with validated plain `args`; return its result.
-
-        Real transports call it (`sending.call_target`); the test client records the
-        call and answers from its stub when there is one.
-        """
-
-
-class AsyncOutbound(Protocol):
-    """Where `await to_send(...)` request frames go in async code."""
-
-    async def request(
-        self,
-        conn: Connection,
-        frame: bytes,
-        workflow_id: str,
-        timeout: float | None,
-        retries: int,
-    ) -> bytes:
-        """Deliver a request frame; return the reply frame that answers it."""
-
-
-class _AwaitedOutbound:
-    """A sync `Outbound` behind the async interface: for stubs and in-process transports."""
-
-    def __init__(self, outbound: Outbound) -> None:
-        self._outbound = outbound
-
-    async def request(
-        self, conn: Connection, frame: bytes, workflow_id: str, timeout: float | None, retries: int
-    ) -> bytes:
-        return self._outbound.request(conn, frame, workflow_id, timeout, retries)
-
-
-def is_async_app(app: App) -> bool:
-    """Whether any handler or hook of `app` is an ``async def``: it then runs on asyncio."""
-    fns = [conn.handler for conn in app.connections.values() if conn.handler is not None]
-    return any(inspect.iscoroutinefunction(fn) for fn in [*fns, *app.hooks.values()])
-
-
-def new_workflow_id() -> str:
-    """A fresh workflow id for work that did not come with one."""
-    return str(uuid.uuid4())
-
-
-class ToSend:
-    """The `to_send(name, args)` handed to handlers; numbers onward calls X_1, X_2, ..."""
-
-    __slots__ = ("_counter", "_dispatcher", "_senders", "workflow_id")
-
-    def __init__(self, dispatcher: Dispatcher, workflow_id: str) -> None:
-        self._dispatcher = dispatcher
-        self._senders = dispatcher.senders
-        self.workflow_id = workflow_id
-        self._counter = itertools.count(1)  # next() is atomic: threads get distinct ids
-
-    def __call__(
-        self,
-        name: str,
-        args: Any,
-        *,
-        timeout: float | Default | None = DEFAULT,
-        retries: int | Default = DEFAULT,
-    ) -> Any:
-        sender = self._senders.get(name)
-        if sender is None:
-            return self._dispatcher.send(name, args, "")  # raises, naming the connection
-        workflow_id = f"{self.workflow_id}_{next(self._counter)}"
-        if timeout is DEFAULT and retries is DEFAULT:
-            return sender(args, workflow_id)
-        return self._dispatcher.send(name, args, workflow_id, timeout=timeout, retries=retries)
-
-
-class AsyncToSend:
-    """The `to_send` of async handlers and hooks: ``await to_send(name, args)``.
-
-    Requesters wait on the event loop, not in a thread; publishers and external targets
-    are called directly. Numbers onward calls X_1, X_2, ... as `ToSend` does.
-    """
-
-    __slots__ = ("_counter", "_dispatcher", "workflow_id")
-
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        workflow_id: str,
-        counter: itertools.count[int] | None = None,
-    ) -> None:
-        self._dispatcher = dispatcher
-        self.workflow_id = workflow_id
-        self._counter = itertools.count(1) if counter is None else counter
-
-    async def __call__(
-        self,
-        name: str,
-        args: Any,
-        *,
-        timeout: float | Default | None = DEFAULT,
-        retries: int | Default = DEFAULT,
-    ) -> Any:
-        if name not in self._dispatcher.senders:
-            return self._dispatcher.send(name, args, "")  # raises, naming the connection
-        workflow_id = f"{self.workflow_id}_{next(self._counter)}"
-        return await self._dispatcher.send_async(
-            name, args, workflow_id, timeout=timeout, retries=retries
-        )
-
-
-def _call_plan(fn: Callable[..., Any], leading: tuple[str, ...]) -> tuple[bool, set[str], bool]:
-    """Decide how to call `fn`: (takes args first, names to inject, pass positionally)."""
-    params = list(inspect.signature(fn).parameters.values())
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    names = {p.name for p in params}
-    has_var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
-    wanted = {n for n in INJECTED if n in names or has_var_kw}
-    takes_args = "args" in leading and bool(positional) and positional[0].name not in INJECTED
-    # A predecessor-style handler with other parameter names (`fn(a, b, c)`, or
-    # `fn(args, to_send, conf)` where injecting by name would leave `conf` empty) gets
-    # everything positionally.
-    rest = positional[1:] if takes_args else positional
-    unfilled = any(p.default is p.empty and p.name not in wanted for p in rest)
-    by_position = len(positional) >= len(leading) > 0 and (unfilled or not wanted & set(leading))
-    return takes_args, wanted, by_position
-
-
-def make_invoker(fn: Callable[..., Any], leading: tuple[str, ...]) -> Callable[..., Any]:
-    """Build, once, a caller that injects `leading` values into `fn` by name.
-
-    `leading` lists what the call site offers, in the predecessor's positional order:
-    ``("args", "to_send", "config")`` for handlers, ``("to_send", "config")`` for main.
-    """
-    takes_args, wanted, by_position = _call_plan(fn, leading)
-    if by_position:
-        return fn
-    offered = [n for n in leading if n != "args" and n in wanted]
-    if "args" not in leading:
-
-        def call_hook(*values: Any) -> Any:
-            return fn(**{n: v for n, v in zip(leading, values, strict=False) if n in offered})
-
-        return call_hook
-    send_wanted, config_wanted = "to_send" in offered, "config" in offered
-
-    def call(args: Any, to_send: Any, config: Any) -> Any:
-        kwargs: dict[str, Any] = {}
-        if send_wanted:
-            kwargs["to_send"] = to_send
-        if config_wanted:
-            kwargs["config"] = config
-        return fn(args, **kwargs) if takes_args else fn(**kwargs)
-
-    return call
-
-
-def handler_call(fn: Callable[..., Any]) -> tuple[Callable[..., Any], bool]:
-    """Plan a message handler's call once: `(call, needs_context)`.
-
-    With `needs_context` False, `call(args)` is the handler itself, the cheapest call there
-    is; otherwise it is `call(args, to_send, config)`.
-    """
-    takes_args, wanted, by_position = _call_plan(fn, ("args", "to_send", "config"))
-    if not by_position and takes_args and not wanted & {"to_send", "config"}:
-        return fn, False
-    return make_invoker(fn, ("args", "to_send", "config")), True
-
-
-def raise_for_error(error: dict[str, str]) -> None:
-    """Raise what a requester raises for an error reply."""
-    if error["type"] == "ValidationError":
-        raise RemoteValidationError(error["type"], error["message"])
-    raise RemoteError(error["type"], error["message"])
 
 
 class Dispatcher:
@@ -262,7 +85,7 @@ class Dispatcher:
         self.publisher_ids: dict[str, str] = {}
         """Publisher name -> the random ``pub`` id its messages carry in this run."""
         self._root: ToSend | None = None
-        self.async_outbound: AsyncOutbound = async_outbound or _AwaitedOutbound(outbound)
+        self.async_outbound: AsyncOutbound = async_outbound or awaited(outbound)
         """Where `await to_send(...)` requests go: the asyncio runtime's, or `outbound`."""
         self._request_codecs: dict[str, tuple[Callable[..., bytes], Callable[[bytes], Any]]] = {}
         for conn in app.connections.values():
@@ -303,11 +126,11 @@ class Dispatcher:
                 try:
                     result = await run(value, workflow_id)
                 except Exception as exc:
-                    return _handler_failed(label, exc, workflow_id)
+                    return handler_failed(label, exc, workflow_id)
                 try:
                     return codec.encode_reply(dump(result, where_return), workflow_id)
                 except Exception as exc:
-                    return _unencodable(label, exc, workflow_id)
+                    return unencodable(label, exc, workflow_id)
             finally:
                 WORKFLOW_ID.reset(token)
 
@@ -373,13 +196,13 @@ class Dispatcher:
 
         def reply(frame: bytes) -> bytes:
             if len(frame) > limit:  # refused unread: the request's workflow_id is unknown
-                return _refused(label, len(frame), limit)
+                return refused(label, len(frame), limit)
             try:
                 args, workflow_id = decode_request(frame)
             except codec.DescribeRequest as request:
                 return self._describe_reply(request.workflow_id)
             except DecodeError as exc:
-                return _rejected(label, exc)
+                return rejected(label, exc)
             workflow_id = workflow_id or new_workflow_id()
             token = WORKFLOW_ID.set(workflow_id)
             try:
@@ -389,18 +212,18 @@ class Dispatcher:
                     except Exception:  # not valid: the explaining path says why
                         value = load(args, where_args)
                 except Exception as exc:
-                    return _invalid_args(where_args, exc, workflow_id)
+                    return invalid_args(where_args, exc, workflow_id)
                 try:
                     if needs_context:
                         result = call(value, ToSend(self, workflow_id), config)
                     else:
                         result = call(value)
                 except Exception as exc:
-                    return _handler_failed(label, exc, workflow_id)
+                    return handler_failed(label, exc, workflow_id)
                 try:
                     return encode_reply(dump(result, where_return), workflow_id)
                 except Exception as exc:
-                    return _unencodable(label, exc, workflow_id)
+                    return unencodable(label, exc, workflow_id)
             finally:
                 WORKFLOW_ID.reset(token)
 
@@ -483,7 +306,7 @@ class Dispatcher:
             return codec.encode_reply(self._description, workflow_id)
         except Exception as exc:  # a replyer never raises
             LOG.exception("cannot describe App %r", self.app.name)
-            return codec.encode_error("HandlerError", _describe(exc), workflow_id)
+            return codec.encode_error("HandlerError", exception_text(exc), workflow_id)
 
     # -- outbound ---------------------------------------------------------------------------
 
@@ -652,7 +475,7 @@ class Dispatcher:
         to_send = self.root_sender
         token = WORKFLOW_ID.set(to_send.workflow_id)
         try:
-            return _hook_invoker(fn, extra)(*extra, to_send, self.config)
+            return hook_invoker(fn, extra)(*extra, to_send, self.config)
         finally:
             WORKFLOW_ID.reset(token)
 
@@ -668,19 +491,12 @@ class Dispatcher:
             import asyncio
 
             return await asyncio.to_thread(self.run_hook, hook, *extra)
-        root = self.root_sender
-        to_send = AsyncToSend(self, root.workflow_id, root._counter)  # one numbering per run
-        token = WORKFLOW_ID.set(root.workflow_id)
+        to_send = AsyncToSend.sharing(self.root_sender)  # one numbering per run
+        token = WORKFLOW_ID.set(to_send.workflow_id)
         try:
-            return await _hook_invoker(fn, extra)(*extra, to_send, self.config)
+            return await hook_invoker(fn, extra)(*extra, to_send, self.config)
         finally:
             WORKFLOW_ID.reset(token)
-
-
-def _hook_invoker(fn: Callable[..., Any], extra: tuple[Any, ...]) -> Callable[..., Any]:
-    if extra:
-        return make_invoker(fn, ("signum", "frame", "to_send", "config"))
-    return make_invoker(fn, ("to_send", "config"))
 
 
 class _Captured(BaseException):
@@ -695,49 +511,6 @@ class _Captured(BaseException):
 
 def _capture(value: Any, to_send: ToSend, config: Any) -> Any:
     raise _Captured(value, to_send.workflow_id)
-
-
-def _refused(label: str, size: int, limit: int) -> bytes:
-    LOG.warning("%s: refused a message of %d bytes (limit %d)", label, size, limit)
-    return codec.encode_error("DecodeError", too_large(label, size, limit), "")
-
-
-def _rejected(label: str, exc: DecodeError) -> bytes:
-    LOG.warning("%s: rejected a message: %s", label, exc)
-    return codec.encode_error("DecodeError", str(exc), "")
-
-
-def _invalid_args(where_args: str, exc: Exception, workflow_id: str) -> bytes:
-    if isinstance(exc, ValidationError):
-        LOG.warning("%s", exc)
-        return codec.encode_error("ValidationError", str(exc), workflow_id)
-    # e.g. RecursionError on absurdly nested args
-    LOG.warning("%s: cannot validate: %s", where_args, _describe(exc))
-    message = f"{where_args}: cannot validate: {_describe(exc)}"
-    return codec.encode_error("ValidationError", message, workflow_id)
-
-
-def _handler_failed(label: str, exc: Exception, workflow_id: str) -> bytes:
-    LOG.exception("%s: handler raised", label)
-    return codec.encode_error("HandlerError", _describe(exc), workflow_id)
-
-
-def _unencodable(label: str, exc: Exception, workflow_id: str) -> bytes:
-    if isinstance(exc, ValidationError):
-        LOG.error("%s", exc)
-        return codec.encode_error("ValidationError", str(exc), workflow_id)
-    # TypeError, ValueError, OverflowError, RecursionError
-    LOG.error("%s: cannot encode the return value: %s", label, _describe(exc))
-    message = f"{label}: cannot encode the return value: {_describe(exc)}"
-    return codec.encode_error("HandlerError", message, workflow_id)
-
-
-def _describe(exc: BaseException) -> str:
-    try:
-        text = str(exc)
-    except Exception:  # an error reply must not fail on an exception that cannot print
-        text = "<str() failed>"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _timed(
