@@ -1,41 +1,40 @@
-"""The IO-free dispatch core: frames in, handlers called, frames out.
+"""The Dispatcher: one app's handlers over frames, driven sync or async; owns no socket.
 
 The ZMQ runtime, the test client and the inline dispatcher all drive a `Dispatcher`; only
-the `Outbound` transport under `to_send` differs. Everything per connection (models,
-handler call plans, topic prefixes) is built once here, so the per-message path only
-decodes, validates, calls and encodes.
+the `Outbound` under `to_send` differs. The per-message steps (decode, validate, encode,
+error replies) are `inbound`'s and return values; the two drivers here call the handler
+between them and differ only where the async one awaits, as httpx's `Client.send` and
+`AsyncClient.send` do. Everything per connection (steps, call plans, senders) is built
+once, so the per-message path only decodes, validates, calls and encodes.
 """
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import logging
 import secrets
 import sys
 import threading
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import codec
+from . import codec, dispatch_async
 from .connection import message_limit
-from .errors import ConfigError, DecodeError, ValidationError
+from .errors import ConfigError
+from .inbound import (
+    ReplySteps,
+    SubscriberSteps,
+    reply_steps,
+    subscriber_steps,
+    timed,
+    timed_async,
+)
 from .invoke import handler_call, hook_invoker
 from .log import WORKFLOW_ID
-from .replies import (
-    exception_text,
-    handler_failed,
-    invalid_args,
-    refused,
-    rejected,
-    too_large,
-    unencodable,
-)
+from .replies import exception_text
 from .sending import (
     DEFAULT,
     AsyncOutbound,
-    AsyncToSend,
     Default,
     Outbound,
     ToSend,
@@ -53,8 +52,6 @@ if TYPE_CHECKING:
 __all__ = ["Dispatcher"]
 
 LOG = logging.getLogger("zmqservice.dispatch")
-NO_SEQ = -(1 << 64)
-"""Below any msgpack int: the "last number seen" of a publisher not seen yet."""
 
 
 class Dispatcher:
@@ -97,201 +94,88 @@ class Dispatcher:
         """Out-connection name -> its sender ``(args, workflow_id) -> reply or None``."""
         return self._senders
 
-    # -- inbound ----------------------------------------------------------------------------
+    # -- inbound: the sync driver ----------------------------------------------------------
 
     def replier(self, conn: Connection) -> Callable[[bytes], bytes]:
         """Build the frame -> reply-frame function for a replyer; it never raises."""
         assert conn.handler is not None
-        return self._replier(conn, *handler_call(conn.handler))
-
-    def replier_async(self, conn: Connection) -> Callable[[bytes], Awaitable[bytes]]:
-        """Build the async frame -> reply-frame function for a replyer; it never raises.
-
-        Decoding and validation are the sync replier's own (run up to the handler call);
-        an ``async def`` handler is awaited with an `AsyncToSend`, a sync one runs in a
-        worker thread (`asyncio.to_thread`) with a sync `ToSend`, so it never blocks the loop.
-        """
-        assert conn.handler is not None and conn.returns is not None
-        prepare = self._replier(conn, _capture, True, timed=False)
-        run = self._async_call(conn.handler)
-        dump, where_return, label = conn.returns.dump, f"{conn.label} return value", conn.label
-
-        async def reply(frame: bytes) -> bytes:
-            try:
-                return prepare(frame)  # an error reply: the handler is not reached
-            except _Captured as captured:
-                value, workflow_id = captured.value, captured.workflow_id
-            token = WORKFLOW_ID.set(workflow_id)
-            try:
-                try:
-                    result = await run(value, workflow_id)
-                except Exception as exc:
-                    return handler_failed(label, exc, workflow_id)
-                try:
-                    return codec.encode_reply(dump(result, where_return), workflow_id)
-                except Exception as exc:
-                    return unencodable(label, exc, workflow_id)
-            finally:
-                WORKFLOW_ID.reset(token)
-
-        return reply
-
-    def receiver_async(self, conn: Connection) -> Callable[[bytes], Awaitable[Exception | None]]:
-        """Build the async frame -> handler function for a subscriber (see `replier_async`)."""
-        assert conn.handler is not None
-        prepare = self._receiver(conn, _capture, True, timed=False)
-        run = self._async_call(conn.handler)
-        stats, label = self.stats[conn.name], conn.label
-
-        async def receive(frame: bytes) -> Exception | None:
-            try:
-                return prepare(frame)  # dropped: the handler is not reached
-            except _Captured as captured:
-                value, workflow_id = captured.value, captured.workflow_id
-            token = WORKFLOW_ID.set(workflow_id)
-            try:
-                await run(value, workflow_id)
-            except Exception as exc:
-                stats.failed += 1
-                LOG.exception("%s: handler raised", label)
-                return exc
-            finally:
-                WORKFLOW_ID.reset(token)
-            return None
-
-        return receive
-
-    def _async_call(self, fn: Callable[..., Any]) -> Callable[[Any, str], Awaitable[Any]]:
-        """Plan an async-mode handler call: awaited on the loop, or a sync one in a thread."""
-        import asyncio  # async apps only: `import zmqservice` stays free of asyncio
-
-        call, needs_context = handler_call(fn)
-        config = self.config
-        if inspect.iscoroutinefunction(fn):
-
-            async def run_coroutine(value: Any, workflow_id: str) -> Any:
-                if needs_context:
-                    return await call(value, AsyncToSend(self, workflow_id), config)
-                return await call(value)
-
-            return run_coroutine
-
-        async def run_in_thread(value: Any, workflow_id: str) -> Any:
-            if needs_context:
-                return await asyncio.to_thread(call, value, ToSend(self, workflow_id), config)
-            return await asyncio.to_thread(call, value)
-
-        return run_in_thread
-
-    def _replier(
-        self, conn: Connection, call: Callable[..., Any], needs_context: bool, *, timed: bool = True
-    ) -> Callable[[bytes], bytes]:
-        assert conn.returns is not None
-        load, dump = conn.args.load, conn.returns.dump
-        fast_load = conn.args.fast_load
-        where_args, where_return = f"{conn.label} args", f"{conn.label} return value"
-        label, config = conn.label, self.config
-        encode_reply, decode_request = codec.encode_reply, codec.decode_request
-        limit = message_limit(self.app, conn) or sys.maxsize
+        accept, finish, fail, workflow_of = self._reply_steps(conn)
+        call, needs_context = handler_call(conn.handler)
+        config, reset = self.config, WORKFLOW_ID.reset
 
         def reply(frame: bytes) -> bytes:
-            if len(frame) > limit:  # refused unread: the request's workflow_id is unknown
-                return refused(label, len(frame), limit)
+            accepted = accept(frame)
+            if isinstance(accepted, bytes):
+                return accepted  # an error reply: the handler is not reached
+            value, workflow_id, token = accepted
             try:
-                args, workflow_id = decode_request(frame)
-            except codec.DescribeRequest as request:
-                return self._describe_reply(request.workflow_id)
-            except DecodeError as exc:
-                return rejected(label, exc)
-            workflow_id = workflow_id or new_workflow_id()
-            token = WORKFLOW_ID.set(workflow_id)
-            try:
-                try:
-                    try:
-                        value = fast_load(args)
-                    except Exception:  # not valid: the explaining path says why
-                        value = load(args, where_args)
-                except Exception as exc:
-                    return invalid_args(where_args, exc, workflow_id)
                 try:
                     if needs_context:
                         result = call(value, ToSend(self, workflow_id), config)
                     else:
                         result = call(value)
                 except Exception as exc:
-                    return handler_failed(label, exc, workflow_id)
-                try:
-                    return encode_reply(dump(result, where_return), workflow_id)
-                except Exception as exc:
-                    return unencodable(label, exc, workflow_id)
+                    return fail(exc, workflow_id)
+                return finish(result, workflow_id)
             finally:
-                WORKFLOW_ID.reset(token)
+                reset(token)
 
-        if timed and LOG.isEnabledFor(logging.DEBUG):  # decided once: no cost when off
-            return _timed(reply, label, _reply_workflow_id)
-        return reply
+        return timed(reply, conn.label, workflow_of)
 
     def receiver(self, conn: Connection) -> Callable[[bytes], Exception | None]:
         """Build the frame -> handler function for a subscriber; returns the error, if any."""
         assert conn.handler is not None
-        return self._receiver(conn, *handler_call(conn.handler))
-
-    def _receiver(
-        self, conn: Connection, call: Callable[..., Any], needs_context: bool, *, timed: bool = True
-    ) -> Callable[[bytes], Exception | None]:
-        load, fast_load = conn.args.load, conn.args.fast_load
-        where_args, label, config = f"{conn.label} args", conn.label, self.config
-        prefix = codec.topic_prefix(conn.topic)
-        decode_publication = codec.decode_publication
-        limit = message_limit(self.app, conn) or sys.maxsize
-        stats = self.stats.setdefault(conn.name, SubscriberStats())
-        last_seq = stats.last_seq
+        accept, fail, workflow_of = self._subscriber_steps(conn)
+        call, needs_context = handler_call(conn.handler)
+        config, reset = self.config, WORKFLOW_ID.reset
 
         def receive(frame: bytes) -> Exception | None:
-            stats.received += 1
-            if len(frame) > limit:
-                stats.dropped += 1
-                LOG.warning(
-                    "%s: dropped a message of %d bytes (limit %d)", label, len(frame), limit
-                )
-                return DecodeError(too_large(label, len(frame), limit))
+            accepted = accept(frame)
+            if isinstance(accepted, Exception):
+                return accepted  # dropped: the handler is not reached
+            value, workflow_id, token = accepted
             try:
-                args, workflow_id, pub, seq = decode_publication(frame, prefix)
-            except DecodeError as exc:
-                stats.dropped += 1
-                LOG.warning("%s: dropped a message: %s", label, exc)
-                return exc
-            if seq.__class__ is int and pub.__class__ is str:
-                if last_seq.get(pub, NO_SEQ) + 1 == seq:
-                    last_seq[pub] = seq
-                else:  # the first from this publisher, or a gap
-                    stats.sequence(label, pub, seq)
-            workflow_id = workflow_id or new_workflow_id()
-            token = WORKFLOW_ID.set(workflow_id)
-            try:
-                try:
-                    value = fast_load(args)
-                except Exception:  # not valid: the explaining path says why
-                    value = load(args, where_args)
                 if needs_context:
                     call(value, ToSend(self, workflow_id), config)
                 else:
                     call(value)
-            except ValidationError as exc:
-                stats.dropped += 1
-                LOG.warning("%s", exc)
-                return exc
             except Exception as exc:
-                stats.failed += 1
-                LOG.exception("%s: handler raised", label)
-                return exc
+                return fail(exc)
             finally:
-                WORKFLOW_ID.reset(token)
+                reset(token)
             return None
 
-        if timed and LOG.isEnabledFor(logging.DEBUG):
-            return _timed(receive, label, _published_workflow_id(prefix))
-        return receive
+        return timed(receive, conn.label, workflow_of)
+
+    # -- inbound: the async driver (`dispatch_async`), the same but for `await` -------------
+
+    def replier_async(self, conn: Connection) -> Callable[[bytes], Awaitable[bytes]]:
+        """Build the async frame -> reply-frame function for a replyer; it never raises.
+
+        An ``async def`` handler is awaited with an `AsyncToSend`; a sync one runs in a
+        worker thread (`asyncio.to_thread`) with a sync `ToSend`, so it never blocks the loop.
+        """
+        assert conn.handler is not None
+        steps = self._reply_steps(conn)
+        reply = dispatch_async.replier(steps, dispatch_async.runner(self, conn.handler))
+        return timed_async(reply, conn.label, steps.workflow_of)
+
+    def receiver_async(self, conn: Connection) -> Callable[[bytes], Awaitable[Exception | None]]:
+        """Build the async frame -> handler function for a subscriber (see `replier_async`)."""
+        assert conn.handler is not None
+        steps = self._subscriber_steps(conn)
+        receive = dispatch_async.receiver(steps, dispatch_async.runner(self, conn.handler))
+        return timed_async(receive, conn.label, steps.workflow_of)
+
+    def _reply_steps(self, conn: Connection) -> ReplySteps:
+        return reply_steps(conn, self._limit(conn), self._describe_reply)
+
+    def _subscriber_steps(self, conn: Connection) -> SubscriberSteps:
+        stats = self.stats.setdefault(conn.name, SubscriberStats())
+        return subscriber_steps(conn, self._limit(conn), stats)
+
+    def _limit(self, conn: Connection) -> int:
+        return message_limit(self.app, conn) or sys.maxsize
 
     def _describe_reply(self, workflow_id: str) -> bytes:
         """Answer the built-in describe request: the app's connections and their schemas."""
@@ -484,72 +368,4 @@ class Dispatcher:
 
         A sync hook runs in a worker thread (`asyncio.to_thread`), like sync handlers.
         """
-        fn = self.app.hooks.get(hook)
-        if fn is None:
-            return None
-        if not inspect.iscoroutinefunction(fn):
-            import asyncio
-
-            return await asyncio.to_thread(self.run_hook, hook, *extra)
-        to_send = AsyncToSend.sharing(self.root_sender)  # one numbering per run
-        token = WORKFLOW_ID.set(to_send.workflow_id)
-        try:
-            return await hook_invoker(fn, extra)(*extra, to_send, self.config)
-        finally:
-            WORKFLOW_ID.reset(token)
-
-
-class _Captured(BaseException):
-    """Carries validated args out of a sync frame function to the async handler call.
-
-    A BaseException, so the frame function's ``except Exception`` clauses let it through.
-    """
-
-    def __init__(self, value: Any, workflow_id: str) -> None:
-        self.value, self.workflow_id = value, workflow_id
-
-
-def _capture(value: Any, to_send: ToSend, config: Any) -> Any:
-    raise _Captured(value, to_send.workflow_id)
-
-
-def _timed(
-    handle: Callable[[bytes], Any], label: str, workflow_of: Callable[[bytes, Any], str]
-) -> Callable[[bytes], Any]:
-    """Wrap a frame handler to log one DEBUG line per message: connection, workflow_id, µs."""
-    clock = time.perf_counter_ns
-
-    def timed(frame: bytes) -> Any:
-        start = clock()
-        result = handle(frame)
-        micros = (clock() - start) / 1000
-        workflow_id = workflow_of(frame, result)
-        LOG.debug(
-            "%s: workflow_id %s handled in %.1f µs",
-            label,
-            workflow_id or "-",
-            micros,
-            extra={"workflow_id": workflow_id},
-        )
-        return result
-
-    return timed
-
-
-def _reply_workflow_id(frame: bytes, reply: bytes) -> str:
-    try:
-        envelope = codec.decode(reply)
-    except DecodeError:
-        return ""
-    workflow_id = envelope.get("workflow_id") if isinstance(envelope, dict) else None
-    return workflow_id if isinstance(workflow_id, str) else ""
-
-
-def _published_workflow_id(prefix: bytes) -> Callable[[bytes, Any], str]:
-    def workflow_of(frame: bytes, result: Any) -> str:
-        try:
-            return codec.decode_published(frame, prefix)[1]
-        except DecodeError:
-            return ""  # a message that came without one shows as "-"
-
-    return workflow_of
+        return await dispatch_async.run_hook(self, hook, *extra)
