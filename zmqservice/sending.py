@@ -27,6 +27,7 @@ __all__ = [
     "Default",
     "Outbound",
     "ToSend",
+    "awaited",
     "call_target",
     "new_workflow_id",
     "raise_for_error",
