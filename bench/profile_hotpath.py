@@ -249,7 +249,7 @@ def render(stats: pstats.Stats, per: int, top: int, title: str) -> str:
 
 
 MESSAGE_FUNCS = ("reply", "receive", "request", "publish")
-"""The names of zmqservice's per-message closures in dispatch.py (one call per message)."""
+"""zmqservice's per-message closures in dispatch.py and dispatch_async.py (one call each)."""
 
 
 def live_stats(directory: str, top: int) -> None:
@@ -261,7 +261,7 @@ def live_stats(directory: str, top: int) -> None:
             (
                 ncalls
                 for (filename, _, func), (_, ncalls, *_rest) in stats.stats.items()  # type: ignore[attr-defined]
-                if filename.endswith("dispatch.py") and func in MESSAGE_FUNCS
+                if filename.endswith(("dispatch.py", "dispatch_async.py")) and func in MESSAGE_FUNCS
             ),
             default=0,
         )

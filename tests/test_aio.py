@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from zmqservice import App, RemoteError
-from zmqservice.dispatch import AsyncToSend, ToSend, is_async_app
+from zmqservice.invoke import is_async_app
+from zmqservice.sending import AsyncToSend, ToSend
 
 
 def make_app() -> App:

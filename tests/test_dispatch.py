@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import subprocess
+import sys
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -718,3 +720,10 @@ def test_a_subscriber_drops_a_describe_envelope_instead_of_stopping() -> None:
     assert calls == []
     assert receive(packb({"args": 2, "workflow_id": "w"})) is None
     assert calls == [2]
+
+
+def test_the_dispatch_core_imports_neither_asyncio_nor_zmq() -> None:
+    modules = "zmqservice.dispatch, zmqservice.dispatch_async, zmqservice.inbound"
+    code = f"import sys, {modules}; print(sorted({{'asyncio', 'zmq'}} & set(sys.modules)))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"

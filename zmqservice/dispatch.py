@@ -1,237 +1,57 @@
-"""The IO-free dispatch core: frames in, handlers called, frames out.
+"""The Dispatcher: one app's handlers over frames, driven sync or async; owns no socket.
 
 The ZMQ runtime, the test client and the inline dispatcher all drive a `Dispatcher`; only
-the `Outbound` transport under `to_send` differs. Everything per connection (models,
-handler call plans, topic prefixes) is built once here, so the per-message path only
-decodes, validates, calls and encodes.
+the `Outbound` under `to_send` differs. The per-message steps (decode, validate, encode,
+error replies) are `inbound`'s and return values; the two drivers here call the handler
+between them and differ only where the async one awaits, as httpx's `Client.send` and
+`AsyncClient.send` do. Everything per connection (steps, call plans, senders) is built
+once, so the per-message path only decodes, validates, calls and encodes.
 """
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import logging
 import secrets
 import sys
 import threading
-import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from . import codec
+from . import codec, dispatch_async
 from .connection import message_limit
-from .errors import ConfigError, DecodeError, RemoteError, RemoteValidationError, ValidationError
+from .errors import ConfigError
+from .inbound import (
+    ReplySteps,
+    SubscriberSteps,
+    reply_steps,
+    subscriber_steps,
+    timed,
+    timed_async,
+)
+from .invoke import handler_call, hook_invoker
 from .log import WORKFLOW_ID
-from .replies import too_large
-from .sending import DEFAULT, Default, request_options
+from .replies import exception_text
+from .sending import (
+    DEFAULT,
+    AsyncOutbound,
+    Default,
+    Outbound,
+    ToSend,
+    awaited,
+    new_workflow_id,
+    raise_for_error,
+    request_options,
+)
 from .stats import SubscriberStats
 
 if TYPE_CHECKING:
     from .app import App
     from .connection import Connection
 
-__all__ = ["AsyncToSend", "Dispatcher", "Outbound", "ToSend", "is_async_app", "new_workflow_id"]
+__all__ = ["Dispatcher"]
 
 LOG = logging.getLogger("zmqservice.dispatch")
-INJECTED = ("to_send", "config", "signum", "frame")
-NO_SEQ = -(1 << 64)
-"""Below any msgpack int: the "last number seen" of a publisher not seen yet."""
-
-Invoke = Callable[[Any, Callable[[], "ToSend"], Any], Any]
-
-
-class Outbound(Protocol):
-    """Where `to_send` frames go: sockets, test stubs or in-process services."""
-
-    def request(
-        self,
-        conn: Connection,
-        frame: bytes,
-        workflow_id: str = "",
-        timeout: float | Default | None = DEFAULT,
-        retries: int | Default = DEFAULT,
-    ) -> bytes:
-        """Deliver a request frame and return the reply frame that answers it.
-
-        `workflow_id` is the request's (a transport that can see stale replies discards
-        those naming another id); `timeout` and `retries` default to the connection's.
-        """
-
-    def publish(self, conn: Connection, frame: bytes) -> None:
-        """Deliver a published frame (topic prefix included)."""
-
-    def call(self, conn: Connection, target: Callable[..., Any], args: Any) -> Any:
-        """Call external target `target` with validated plain `args`; return its result.
-
-        Real transports call it (`sending.call_target`); the test client records the
-        call and answers from its stub when there is one.
-        """
-
-
-class AsyncOutbound(Protocol):
-    """Where `await to_send(...)` request frames go in async code."""
-
-    async def request(
-        self,
-        conn: Connection,
-        frame: bytes,
-        workflow_id: str,
-        timeout: float | None,
-        retries: int,
-    ) -> bytes:
-        """Deliver a request frame; return the reply frame that answers it."""
-
-
-class _AwaitedOutbound:
-    """A sync `Outbound` behind the async interface: for stubs and in-process transports."""
-
-    def __init__(self, outbound: Outbound) -> None:
-        self._outbound = outbound
-
-    async def request(
-        self, conn: Connection, frame: bytes, workflow_id: str, timeout: float | None, retries: int
-    ) -> bytes:
-        return self._outbound.request(conn, frame, workflow_id, timeout, retries)
-
-
-def is_async_app(app: App) -> bool:
-    """Whether any handler or hook of `app` is an ``async def``: it then runs on asyncio."""
-    fns = [conn.handler for conn in app.connections.values() if conn.handler is not None]
-    return any(inspect.iscoroutinefunction(fn) for fn in [*fns, *app.hooks.values()])
-
-
-def new_workflow_id() -> str:
-    """A fresh workflow id for work that did not come with one."""
-    return str(uuid.uuid4())
-
-
-class ToSend:
-    """The `to_send(name, args)` handed to handlers; numbers onward calls X_1, X_2, ..."""
-
-    __slots__ = ("_counter", "_dispatcher", "_senders", "workflow_id")
-
-    def __init__(self, dispatcher: Dispatcher, workflow_id: str) -> None:
-        self._dispatcher = dispatcher
-        self._senders = dispatcher.senders
-        self.workflow_id = workflow_id
-        self._counter = itertools.count(1)  # next() is atomic: threads get distinct ids
-
-    def __call__(
-        self,
-        name: str,
-        args: Any,
-        *,
-        timeout: float | Default | None = DEFAULT,
-        retries: int | Default = DEFAULT,
-    ) -> Any:
-        sender = self._senders.get(name)
-        if sender is None:
-            return self._dispatcher.send(name, args, "")  # raises, naming the connection
-        workflow_id = f"{self.workflow_id}_{next(self._counter)}"
-        if timeout is DEFAULT and retries is DEFAULT:
-            return sender(args, workflow_id)
-        return self._dispatcher.send(name, args, workflow_id, timeout=timeout, retries=retries)
-
-
-class AsyncToSend:
-    """The `to_send` of async handlers and hooks: ``await to_send(name, args)``.
-
-    Requesters wait on the event loop, not in a thread; publishers and external targets
-    are called directly. Numbers onward calls X_1, X_2, ... as `ToSend` does.
-    """
-
-    __slots__ = ("_counter", "_dispatcher", "workflow_id")
-
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        workflow_id: str,
-        counter: itertools.count[int] | None = None,
-    ) -> None:
-        self._dispatcher = dispatcher
-        self.workflow_id = workflow_id
-        self._counter = itertools.count(1) if counter is None else counter
-
-    async def __call__(
-        self,
-        name: str,
-        args: Any,
-        *,
-        timeout: float | Default | None = DEFAULT,
-        retries: int | Default = DEFAULT,
-    ) -> Any:
-        if name not in self._dispatcher.senders:
-            return self._dispatcher.send(name, args, "")  # raises, naming the connection
-        workflow_id = f"{self.workflow_id}_{next(self._counter)}"
-        return await self._dispatcher.send_async(
-            name, args, workflow_id, timeout=timeout, retries=retries
-        )
-
-
-def _call_plan(fn: Callable[..., Any], leading: tuple[str, ...]) -> tuple[bool, set[str], bool]:
-    """Decide how to call `fn`: (takes args first, names to inject, pass positionally)."""
-    params = list(inspect.signature(fn).parameters.values())
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    names = {p.name for p in params}
-    has_var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
-    wanted = {n for n in INJECTED if n in names or has_var_kw}
-    takes_args = "args" in leading and bool(positional) and positional[0].name not in INJECTED
-    # A predecessor-style handler with other parameter names (`fn(a, b, c)`, or
-    # `fn(args, to_send, conf)` where injecting by name would leave `conf` empty) gets
-    # everything positionally.
-    rest = positional[1:] if takes_args else positional
-    unfilled = any(p.default is p.empty and p.name not in wanted for p in rest)
-    by_position = len(positional) >= len(leading) > 0 and (unfilled or not wanted & set(leading))
-    return takes_args, wanted, by_position
-
-
-def make_invoker(fn: Callable[..., Any], leading: tuple[str, ...]) -> Callable[..., Any]:
-    """Build, once, a caller that injects `leading` values into `fn` by name.
-
-    `leading` lists what the call site offers, in the predecessor's positional order:
-    ``("args", "to_send", "config")`` for handlers, ``("to_send", "config")`` for main.
-    """
-    takes_args, wanted, by_position = _call_plan(fn, leading)
-    if by_position:
-        return fn
-    offered = [n for n in leading if n != "args" and n in wanted]
-    if "args" not in leading:
-
-        def call_hook(*values: Any) -> Any:
-            return fn(**{n: v for n, v in zip(leading, values, strict=False) if n in offered})
-
-        return call_hook
-    send_wanted, config_wanted = "to_send" in offered, "config" in offered
-
-    def call(args: Any, to_send: Any, config: Any) -> Any:
-        kwargs: dict[str, Any] = {}
-        if send_wanted:
-            kwargs["to_send"] = to_send
-        if config_wanted:
-            kwargs["config"] = config
-        return fn(args, **kwargs) if takes_args else fn(**kwargs)
-
-    return call
-
-
-def handler_call(fn: Callable[..., Any]) -> tuple[Callable[..., Any], bool]:
-    """Plan a message handler's call once: `(call, needs_context)`.
-
-    With `needs_context` False, `call(args)` is the handler itself, the cheapest call there
-    is; otherwise it is `call(args, to_send, config)`.
-    """
-    takes_args, wanted, by_position = _call_plan(fn, ("args", "to_send", "config"))
-    if not by_position and takes_args and not wanted & {"to_send", "config"}:
-        return fn, False
-    return make_invoker(fn, ("args", "to_send", "config")), True
-
-
-def raise_for_error(error: dict[str, str]) -> None:
-    """Raise what a requester raises for an error reply."""
-    if error["type"] == "ValidationError":
-        raise RemoteValidationError(error["type"], error["message"])
-    raise RemoteError(error["type"], error["message"])
 
 
 class Dispatcher:
@@ -262,7 +82,7 @@ class Dispatcher:
         self.publisher_ids: dict[str, str] = {}
         """Publisher name -> the random ``pub`` id its messages carry in this run."""
         self._root: ToSend | None = None
-        self.async_outbound: AsyncOutbound = async_outbound or _AwaitedOutbound(outbound)
+        self.async_outbound: AsyncOutbound = async_outbound or awaited(outbound)
         """Where `await to_send(...)` requests go: the asyncio runtime's, or `outbound`."""
         self._request_codecs: dict[str, tuple[Callable[..., bytes], Callable[[bytes], Any]]] = {}
         for conn in app.connections.values():
@@ -274,201 +94,88 @@ class Dispatcher:
         """Out-connection name -> its sender ``(args, workflow_id) -> reply or None``."""
         return self._senders
 
-    # -- inbound ----------------------------------------------------------------------------
+    # -- inbound: the sync driver ----------------------------------------------------------
 
     def replier(self, conn: Connection) -> Callable[[bytes], bytes]:
         """Build the frame -> reply-frame function for a replyer; it never raises."""
         assert conn.handler is not None
-        return self._replier(conn, *handler_call(conn.handler))
-
-    def replier_async(self, conn: Connection) -> Callable[[bytes], Awaitable[bytes]]:
-        """Build the async frame -> reply-frame function for a replyer; it never raises.
-
-        Decoding and validation are the sync replier's own (run up to the handler call);
-        an ``async def`` handler is awaited with an `AsyncToSend`, a sync one runs in a
-        worker thread (`asyncio.to_thread`) with a sync `ToSend`, so it never blocks the loop.
-        """
-        assert conn.handler is not None and conn.returns is not None
-        prepare = self._replier(conn, _capture, True, timed=False)
-        run = self._async_call(conn.handler)
-        dump, where_return, label = conn.returns.dump, f"{conn.label} return value", conn.label
-
-        async def reply(frame: bytes) -> bytes:
-            try:
-                return prepare(frame)  # an error reply: the handler is not reached
-            except _Captured as captured:
-                value, workflow_id = captured.value, captured.workflow_id
-            token = WORKFLOW_ID.set(workflow_id)
-            try:
-                try:
-                    result = await run(value, workflow_id)
-                except Exception as exc:
-                    return _handler_failed(label, exc, workflow_id)
-                try:
-                    return codec.encode_reply(dump(result, where_return), workflow_id)
-                except Exception as exc:
-                    return _unencodable(label, exc, workflow_id)
-            finally:
-                WORKFLOW_ID.reset(token)
-
-        return reply
-
-    def receiver_async(self, conn: Connection) -> Callable[[bytes], Awaitable[Exception | None]]:
-        """Build the async frame -> handler function for a subscriber (see `replier_async`)."""
-        assert conn.handler is not None
-        prepare = self._receiver(conn, _capture, True, timed=False)
-        run = self._async_call(conn.handler)
-        stats, label = self.stats[conn.name], conn.label
-
-        async def receive(frame: bytes) -> Exception | None:
-            try:
-                return prepare(frame)  # dropped: the handler is not reached
-            except _Captured as captured:
-                value, workflow_id = captured.value, captured.workflow_id
-            token = WORKFLOW_ID.set(workflow_id)
-            try:
-                await run(value, workflow_id)
-            except Exception as exc:
-                stats.failed += 1
-                LOG.exception("%s: handler raised", label)
-                return exc
-            finally:
-                WORKFLOW_ID.reset(token)
-            return None
-
-        return receive
-
-    def _async_call(self, fn: Callable[..., Any]) -> Callable[[Any, str], Awaitable[Any]]:
-        """Plan an async-mode handler call: awaited on the loop, or a sync one in a thread."""
-        import asyncio  # async apps only: `import zmqservice` stays free of asyncio
-
-        call, needs_context = handler_call(fn)
-        config = self.config
-        if inspect.iscoroutinefunction(fn):
-
-            async def run_coroutine(value: Any, workflow_id: str) -> Any:
-                if needs_context:
-                    return await call(value, AsyncToSend(self, workflow_id), config)
-                return await call(value)
-
-            return run_coroutine
-
-        async def run_in_thread(value: Any, workflow_id: str) -> Any:
-            if needs_context:
-                return await asyncio.to_thread(call, value, ToSend(self, workflow_id), config)
-            return await asyncio.to_thread(call, value)
-
-        return run_in_thread
-
-    def _replier(
-        self, conn: Connection, call: Callable[..., Any], needs_context: bool, *, timed: bool = True
-    ) -> Callable[[bytes], bytes]:
-        assert conn.returns is not None
-        load, dump = conn.args.load, conn.returns.dump
-        fast_load = conn.args.fast_load
-        where_args, where_return = f"{conn.label} args", f"{conn.label} return value"
-        label, config = conn.label, self.config
-        encode_reply, decode_request = codec.encode_reply, codec.decode_request
-        limit = message_limit(self.app, conn) or sys.maxsize
+        accept, finish, fail, workflow_of = self._reply_steps(conn)
+        call, needs_context = handler_call(conn.handler)
+        config, reset = self.config, WORKFLOW_ID.reset
 
         def reply(frame: bytes) -> bytes:
-            if len(frame) > limit:  # refused unread: the request's workflow_id is unknown
-                return _refused(label, len(frame), limit)
+            accepted = accept(frame)
+            if isinstance(accepted, bytes):
+                return accepted  # an error reply: the handler is not reached
+            value, workflow_id, token = accepted
             try:
-                args, workflow_id = decode_request(frame)
-            except codec.DescribeRequest as request:
-                return self._describe_reply(request.workflow_id)
-            except DecodeError as exc:
-                return _rejected(label, exc)
-            workflow_id = workflow_id or new_workflow_id()
-            token = WORKFLOW_ID.set(workflow_id)
-            try:
-                try:
-                    try:
-                        value = fast_load(args)
-                    except Exception:  # not valid: the explaining path says why
-                        value = load(args, where_args)
-                except Exception as exc:
-                    return _invalid_args(where_args, exc, workflow_id)
                 try:
                     if needs_context:
                         result = call(value, ToSend(self, workflow_id), config)
                     else:
                         result = call(value)
                 except Exception as exc:
-                    return _handler_failed(label, exc, workflow_id)
-                try:
-                    return encode_reply(dump(result, where_return), workflow_id)
-                except Exception as exc:
-                    return _unencodable(label, exc, workflow_id)
+                    return fail(exc, workflow_id)
+                return finish(result, workflow_id)
             finally:
-                WORKFLOW_ID.reset(token)
+                reset(token)
 
-        if timed and LOG.isEnabledFor(logging.DEBUG):  # decided once: no cost when off
-            return _timed(reply, label, _reply_workflow_id)
-        return reply
+        return timed(reply, conn.label, workflow_of)
 
     def receiver(self, conn: Connection) -> Callable[[bytes], Exception | None]:
         """Build the frame -> handler function for a subscriber; returns the error, if any."""
         assert conn.handler is not None
-        return self._receiver(conn, *handler_call(conn.handler))
-
-    def _receiver(
-        self, conn: Connection, call: Callable[..., Any], needs_context: bool, *, timed: bool = True
-    ) -> Callable[[bytes], Exception | None]:
-        load, fast_load = conn.args.load, conn.args.fast_load
-        where_args, label, config = f"{conn.label} args", conn.label, self.config
-        prefix = codec.topic_prefix(conn.topic)
-        decode_publication = codec.decode_publication
-        limit = message_limit(self.app, conn) or sys.maxsize
-        stats = self.stats.setdefault(conn.name, SubscriberStats())
-        last_seq = stats.last_seq
+        accept, fail, workflow_of = self._subscriber_steps(conn)
+        call, needs_context = handler_call(conn.handler)
+        config, reset = self.config, WORKFLOW_ID.reset
 
         def receive(frame: bytes) -> Exception | None:
-            stats.received += 1
-            if len(frame) > limit:
-                stats.dropped += 1
-                LOG.warning(
-                    "%s: dropped a message of %d bytes (limit %d)", label, len(frame), limit
-                )
-                return DecodeError(too_large(label, len(frame), limit))
+            accepted = accept(frame)
+            if isinstance(accepted, Exception):
+                return accepted  # dropped: the handler is not reached
+            value, workflow_id, token = accepted
             try:
-                args, workflow_id, pub, seq = decode_publication(frame, prefix)
-            except DecodeError as exc:
-                stats.dropped += 1
-                LOG.warning("%s: dropped a message: %s", label, exc)
-                return exc
-            if seq.__class__ is int and pub.__class__ is str:
-                if last_seq.get(pub, NO_SEQ) + 1 == seq:
-                    last_seq[pub] = seq
-                else:  # the first from this publisher, or a gap
-                    stats.sequence(label, pub, seq)
-            workflow_id = workflow_id or new_workflow_id()
-            token = WORKFLOW_ID.set(workflow_id)
-            try:
-                try:
-                    value = fast_load(args)
-                except Exception:  # not valid: the explaining path says why
-                    value = load(args, where_args)
                 if needs_context:
                     call(value, ToSend(self, workflow_id), config)
                 else:
                     call(value)
-            except ValidationError as exc:
-                stats.dropped += 1
-                LOG.warning("%s", exc)
-                return exc
             except Exception as exc:
-                stats.failed += 1
-                LOG.exception("%s: handler raised", label)
-                return exc
+                return fail(exc)
             finally:
-                WORKFLOW_ID.reset(token)
+                reset(token)
             return None
 
-        if timed and LOG.isEnabledFor(logging.DEBUG):
-            return _timed(receive, label, _published_workflow_id(prefix))
-        return receive
+        return timed(receive, conn.label, workflow_of)
+
+    # -- inbound: the async driver (`dispatch_async`), the same but for `await` -------------
+
+    def replier_async(self, conn: Connection) -> Callable[[bytes], Awaitable[bytes]]:
+        """Build the async frame -> reply-frame function for a replyer; it never raises.
+
+        An ``async def`` handler is awaited with an `AsyncToSend`; a sync one runs in a
+        worker thread (`asyncio.to_thread`) with a sync `ToSend`, so it never blocks the loop.
+        """
+        assert conn.handler is not None
+        steps = self._reply_steps(conn)
+        reply = dispatch_async.replier(steps, dispatch_async.runner(self, conn.handler))
+        return timed_async(reply, conn.label, steps.workflow_of)
+
+    def receiver_async(self, conn: Connection) -> Callable[[bytes], Awaitable[Exception | None]]:
+        """Build the async frame -> handler function for a subscriber (see `replier_async`)."""
+        assert conn.handler is not None
+        steps = self._subscriber_steps(conn)
+        receive = dispatch_async.receiver(steps, dispatch_async.runner(self, conn.handler))
+        return timed_async(receive, conn.label, steps.workflow_of)
+
+    def _reply_steps(self, conn: Connection) -> ReplySteps:
+        return reply_steps(conn, self._limit(conn), self._describe_reply)
+
+    def _subscriber_steps(self, conn: Connection) -> SubscriberSteps:
+        stats = self.stats.setdefault(conn.name, SubscriberStats())
+        return subscriber_steps(conn, self._limit(conn), stats)
+
+    def _limit(self, conn: Connection) -> int:
+        return message_limit(self.app, conn) or sys.maxsize
 
     def _describe_reply(self, workflow_id: str) -> bytes:
         """Answer the built-in describe request: the app's connections and their schemas."""
@@ -483,7 +190,7 @@ class Dispatcher:
             return codec.encode_reply(self._description, workflow_id)
         except Exception as exc:  # a replyer never raises
             LOG.exception("cannot describe App %r", self.app.name)
-            return codec.encode_error("HandlerError", _describe(exc), workflow_id)
+            return codec.encode_error("HandlerError", exception_text(exc), workflow_id)
 
     # -- outbound ---------------------------------------------------------------------------
 
@@ -652,7 +359,7 @@ class Dispatcher:
         to_send = self.root_sender
         token = WORKFLOW_ID.set(to_send.workflow_id)
         try:
-            return _hook_invoker(fn, extra)(*extra, to_send, self.config)
+            return hook_invoker(fn, extra)(*extra, to_send, self.config)
         finally:
             WORKFLOW_ID.reset(token)
 
@@ -661,122 +368,4 @@ class Dispatcher:
 
         A sync hook runs in a worker thread (`asyncio.to_thread`), like sync handlers.
         """
-        fn = self.app.hooks.get(hook)
-        if fn is None:
-            return None
-        if not inspect.iscoroutinefunction(fn):
-            import asyncio
-
-            return await asyncio.to_thread(self.run_hook, hook, *extra)
-        root = self.root_sender
-        to_send = AsyncToSend(self, root.workflow_id, root._counter)  # one numbering per run
-        token = WORKFLOW_ID.set(root.workflow_id)
-        try:
-            return await _hook_invoker(fn, extra)(*extra, to_send, self.config)
-        finally:
-            WORKFLOW_ID.reset(token)
-
-
-def _hook_invoker(fn: Callable[..., Any], extra: tuple[Any, ...]) -> Callable[..., Any]:
-    if extra:
-        return make_invoker(fn, ("signum", "frame", "to_send", "config"))
-    return make_invoker(fn, ("to_send", "config"))
-
-
-class _Captured(BaseException):
-    """Carries validated args out of a sync frame function to the async handler call.
-
-    A BaseException, so the frame function's ``except Exception`` clauses let it through.
-    """
-
-    def __init__(self, value: Any, workflow_id: str) -> None:
-        self.value, self.workflow_id = value, workflow_id
-
-
-def _capture(value: Any, to_send: ToSend, config: Any) -> Any:
-    raise _Captured(value, to_send.workflow_id)
-
-
-def _refused(label: str, size: int, limit: int) -> bytes:
-    LOG.warning("%s: refused a message of %d bytes (limit %d)", label, size, limit)
-    return codec.encode_error("DecodeError", too_large(label, size, limit), "")
-
-
-def _rejected(label: str, exc: DecodeError) -> bytes:
-    LOG.warning("%s: rejected a message: %s", label, exc)
-    return codec.encode_error("DecodeError", str(exc), "")
-
-
-def _invalid_args(where_args: str, exc: Exception, workflow_id: str) -> bytes:
-    if isinstance(exc, ValidationError):
-        LOG.warning("%s", exc)
-        return codec.encode_error("ValidationError", str(exc), workflow_id)
-    # e.g. RecursionError on absurdly nested args
-    LOG.warning("%s: cannot validate: %s", where_args, _describe(exc))
-    message = f"{where_args}: cannot validate: {_describe(exc)}"
-    return codec.encode_error("ValidationError", message, workflow_id)
-
-
-def _handler_failed(label: str, exc: Exception, workflow_id: str) -> bytes:
-    LOG.exception("%s: handler raised", label)
-    return codec.encode_error("HandlerError", _describe(exc), workflow_id)
-
-
-def _unencodable(label: str, exc: Exception, workflow_id: str) -> bytes:
-    if isinstance(exc, ValidationError):
-        LOG.error("%s", exc)
-        return codec.encode_error("ValidationError", str(exc), workflow_id)
-    # TypeError, ValueError, OverflowError, RecursionError
-    LOG.error("%s: cannot encode the return value: %s", label, _describe(exc))
-    message = f"{label}: cannot encode the return value: {_describe(exc)}"
-    return codec.encode_error("HandlerError", message, workflow_id)
-
-
-def _describe(exc: BaseException) -> str:
-    try:
-        text = str(exc)
-    except Exception:  # an error reply must not fail on an exception that cannot print
-        text = "<str() failed>"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _timed(
-    handle: Callable[[bytes], Any], label: str, workflow_of: Callable[[bytes, Any], str]
-) -> Callable[[bytes], Any]:
-    """Wrap a frame handler to log one DEBUG line per message: connection, workflow_id, µs."""
-    clock = time.perf_counter_ns
-
-    def timed(frame: bytes) -> Any:
-        start = clock()
-        result = handle(frame)
-        micros = (clock() - start) / 1000
-        workflow_id = workflow_of(frame, result)
-        LOG.debug(
-            "%s: workflow_id %s handled in %.1f µs",
-            label,
-            workflow_id or "-",
-            micros,
-            extra={"workflow_id": workflow_id},
-        )
-        return result
-
-    return timed
-
-
-def _reply_workflow_id(frame: bytes, reply: bytes) -> str:
-    try:
-        envelope = codec.decode(reply)
-    except DecodeError:
-        return ""
-    workflow_id = envelope.get("workflow_id") if isinstance(envelope, dict) else None
-    return workflow_id if isinstance(workflow_id, str) else ""
-
-
-def _published_workflow_id(prefix: bytes) -> Callable[[bytes, Any], str]:
-    def workflow_of(frame: bytes, result: Any) -> str:
-        try:
-            return codec.decode_published(frame, prefix)[1]
-        except DecodeError:
-            return ""  # a message that came without one shows as "-"
-
-    return workflow_of
+        return await dispatch_async.run_hook(self, hook, *extra)

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import codec
 from .config import build_config
-from .dispatch import Dispatcher, is_async_app
+from .dispatch import Dispatcher
 from .errors import ConfigError
+from .invoke import is_async_app
 from .sending import DEFAULT, Default, call_target
 
 if TYPE_CHECKING:

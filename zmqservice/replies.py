@@ -1,7 +1,8 @@
-"""Error replies a replyer sends instead of calling its handler: one wording per failure.
+"""Error replies a replyer sends instead of its handler's result: one wording per failure.
 
 Every serving loop (REP, the concurrency pool, asyncio) and the dispatch core answer with
-these, so a peer reads the same error whichever path refused its message.
+these, so a peer reads the same error whichever path refused its message. Each logs what
+it answers.
 """
 
 from __future__ import annotations
@@ -9,8 +10,18 @@ from __future__ import annotations
 import logging
 
 from . import codec
+from .errors import DecodeError, ValidationError
 
-__all__ = ["multipart_error", "too_large"]
+__all__ = [
+    "exception_text",
+    "handler_failed",
+    "invalid_args",
+    "multipart_error",
+    "refused",
+    "rejected",
+    "too_large",
+    "unencodable",
+]
 
 LOG = logging.getLogger("zmqservice.dispatch")
 
@@ -28,3 +39,52 @@ def multipart_error(label: str, parts: int) -> bytes:
     message = f"{label}: a request is one frame, got a multipart message of {parts} frames"
     LOG.warning("%s", message)
     return codec.encode_error("DecodeError", message, "")
+
+
+def refused(label: str, size: int, limit: int) -> bytes:
+    """The error reply to a request over the size limit, refused unread (no workflow id)."""
+    LOG.warning("%s: refused a message of %d bytes (limit %d)", label, size, limit)
+    return codec.encode_error("DecodeError", too_large(label, size, limit), "")
+
+
+def rejected(label: str, exc: DecodeError) -> bytes:
+    """The error reply to a request that does not decode (no workflow id)."""
+    LOG.warning("%s: rejected a message: %s", label, exc)
+    return codec.encode_error("DecodeError", str(exc), "")
+
+
+def invalid_args(where_args: str, exc: Exception, workflow_id: str) -> bytes:
+    """The error reply to a request whose args do not fit the model."""
+    if isinstance(exc, ValidationError):
+        LOG.warning("%s", exc)
+        return codec.encode_error("ValidationError", str(exc), workflow_id)
+    # e.g. RecursionError on absurdly nested args
+    LOG.warning("%s: cannot validate: %s", where_args, exception_text(exc))
+    message = f"{where_args}: cannot validate: {exception_text(exc)}"
+    return codec.encode_error("ValidationError", message, workflow_id)
+
+
+def handler_failed(label: str, exc: Exception, workflow_id: str) -> bytes:
+    """The error reply when the handler raised; logs the traceback."""
+    LOG.exception("%s: handler raised", label)
+    return codec.encode_error("HandlerError", exception_text(exc), workflow_id)
+
+
+def unencodable(label: str, exc: Exception, workflow_id: str) -> bytes:
+    """The error reply when the handler's result does not fit `returns` or does not encode."""
+    if isinstance(exc, ValidationError):
+        LOG.error("%s", exc)
+        return codec.encode_error("ValidationError", str(exc), workflow_id)
+    # TypeError, ValueError, OverflowError, RecursionError
+    LOG.error("%s: cannot encode the return value: %s", label, exception_text(exc))
+    message = f"{label}: cannot encode the return value: {exception_text(exc)}"
+    return codec.encode_error("HandlerError", message, workflow_id)
+
+
+def exception_text(exc: BaseException) -> str:
+    """``"Type: message"`` for an error reply; never fails, whatever `str(exc)` does."""
+    try:
+        text = str(exc)
+    except Exception:  # an error reply must not fail on an exception that cannot print
+        text = "<str() failed>"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import codec
 from .config import build_config
 from .convert import converter
-from .dispatch import Dispatcher, new_workflow_id, raise_for_error
+from .dispatch import Dispatcher
 from .errors import ZmqServiceError
-from .sending import DEFAULT, Default, call_target
+from .sending import DEFAULT, Default, call_target, new_workflow_id, raise_for_error
 
 if TYPE_CHECKING:
     from .app import App

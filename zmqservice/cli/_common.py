@@ -71,7 +71,7 @@ def echo_json(value: Any) -> None:
 
 
 def workflow_id(given: str | None) -> str:
-    from ..dispatch import new_workflow_id
+    from ..sending import new_workflow_id
 
     return given or new_workflow_id()
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import build_config
-from ..dispatch import is_async_app
 from ..errors import ConfigError
+from ..invoke import is_async_app
 from .addresses import resolve_addresses
 from .threaded import Runtime
 

@@ -22,8 +22,8 @@ import zmq
 import zmq.asyncio
 
 from ..connection import message_limit
-from ..dispatch import AsyncToSend
 from ..errors import ConfigError
+from ..sending import AsyncToSend
 from .curve import start_authenticator
 from .sockets import open_inbound, open_requester, timed_out
 from .threaded import GRACE_S, POLL_MS, Runtime, _last_endpoint, multipart_error
