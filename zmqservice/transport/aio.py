@@ -25,93 +25,17 @@ from ..connection import message_limit
 from ..dispatch import AsyncToSend
 from ..errors import ConfigError
 from .curve import start_authenticator
-from .sockets import open_inbound, open_requester, timed_out
+from .requesters import AsyncRequesters
+from .sockets import open_inbound
 from .threaded import GRACE_S, POLL_MS, Runtime, _last_endpoint, multipart_error
 
 if TYPE_CHECKING:
     from ..app import App
     from ..connection import Connection
-    from .addresses import Endpoint
 
-__all__ = ["AsyncRequesters", "AsyncRuntime", "AsyncToSend"]
+__all__ = ["AsyncRuntime", "AsyncToSend"]
 
 LOG = logging.getLogger("zmqservice.aio")
-
-
-class AsyncRequesters:
-    """`await to_send(...)` over ZMQ: one DEALER per requester, one request at a time.
-
-    Same framing (an empty delimiter, then the request), correlation (a reply naming
-    another workflow_id is skipped) and Lazy Pirate retries as `SocketOutbound`; tasks
-    that call the same requester at once queue on a lock, as a REQ socket would make them.
-    """
-
-    def __init__(self, context: zmq.asyncio.Context, endpoints: Mapping[str, Endpoint]) -> None:
-        self._context = context
-        self._endpoints = endpoints
-        self._sockets: dict[str, zmq.asyncio.Socket] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    async def request(
-        self, conn: Connection, frame: bytes, workflow_id: str, timeout: float | None, retries: int
-    ) -> bytes:
-        """Send one request and return the reply that answers it.
-
-        Raises:
-            RequestTimeout: no reply after the last try; the next call starts afresh.
-        """
-        lock = self._locks.setdefault(conn.name, asyncio.Lock())
-        async with lock:
-            for _ in range(retries + 1):
-                sock = self._sockets.get(conn.name) or self._open(conn)
-                reply = await self._try(conn, sock, frame, workflow_id, timeout)
-                if reply is not None:
-                    return reply
-                self._discard(conn.name)  # with the request, if it is still queued
-                LOG.warning("%s: no reply within %ss", conn.label, timeout)
-        raise timed_out(conn, self._endpoints[conn.name], timeout, retries)
-
-    def _open(self, conn: Connection) -> zmq.asyncio.Socket:
-        context = cast("zmq.Context[zmq.Socket[bytes]]", self._context)
-        sock = open_requester(context, conn, self._endpoints[conn.name])
-        self._sockets[conn.name] = cast(zmq.asyncio.Socket, sock)
-        return self._sockets[conn.name]
-
-    def _discard(self, name: str) -> None:
-        sock = self._sockets.pop(name, None)
-        if sock is not None:
-            sock.close(linger=0)
-
-    async def _try(
-        self,
-        conn: Connection,
-        sock: zmq.asyncio.Socket,
-        frame: bytes,
-        workflow_id: str,
-        timeout: float | None,
-    ) -> bytes | None:
-        from .. import codec
-
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        await sock.send_multipart([b"", frame])
-        while True:
-            left = None if deadline is None else deadline - loop.time()
-            if left is not None and left <= 0:
-                return None
-            try:
-                parts = await asyncio.wait_for(sock.recv_multipart(), left)
-            except asyncio.TimeoutError:
-                return None
-            reply = parts[1] if len(parts) == 2 and not parts[0] else None  # REP's envelope
-            if reply is not None and (not workflow_id or codec.is_reply_to(reply, workflow_id)):
-                return reply
-            LOG.warning("%s: discarded a reply that answers another request", conn.label)
-
-    def close(self) -> None:
-        """Close every requester socket (linger 0: a request nobody waits for is dropped)."""
-        for name in list(self._sockets):
-            self._discard(name)
 
 
 class AsyncRuntime(Runtime):

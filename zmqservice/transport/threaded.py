@@ -18,7 +18,8 @@ from ..connection import message_limit
 from ..dispatch import Dispatcher
 from .curve import start_authenticator, stop_authenticator
 from .pool import ConcurrentReplyer, serve
-from .sockets import SocketOutbound, open_inbound
+from .requesters import SocketOutbound
+from .sockets import open_inbound
 
 if TYPE_CHECKING:
     from zmq.auth.thread import ThreadAuthenticator
