@@ -26,8 +26,9 @@ from ..dispatch import AsyncToSend
 from ..errors import ConfigError
 from .curve import start_authenticator
 from .requesters import AsyncRequesters
-from .sockets import open_inbound
-from .threaded import GRACE_S, POLL_MS, Runtime, _last_endpoint, multipart_error
+from .serve import serve_async
+from .sockets import GRACE_S, last_endpoint, open_inbound
+from .threaded import Runtime
 
 if TYPE_CHECKING:
     from ..app import App
@@ -83,7 +84,10 @@ class AsyncRuntime(Runtime):
             self.app._ready.set()
             if self.on_ready is not None:
                 self.on_ready()
-            self._tasks = [asyncio.create_task(self._serve_socket(*pair)) for pair in inbound]
+            self._tasks = [
+                asyncio.create_task(serve_async(sock, conn, self.dispatcher, self.stopping))
+                for sock, conn in inbound
+            ]
             if main:
                 self._main_mode = True
                 main_task = asyncio.create_task(self.dispatcher.run_hook_async("main"))
@@ -138,27 +142,9 @@ class AsyncRuntime(Runtime):
             limit = message_limit(self.app, conn)
             sock = open_inbound(context, conn, self.endpoints[conn.name], limit)
             self.sockets.append(sock)
-            self.bound[conn.name] = _last_endpoint(sock)
+            self.bound[conn.name] = last_endpoint(sock)
             inbound.append((cast(zmq.asyncio.Socket, sock), conn))
         return inbound
-
-    async def _serve_socket(self, sock: zmq.asyncio.Socket, conn: Connection) -> None:
-        """One in-connection: poll (bounded, so a stop is seen), take one message, handle it."""
-        stopping = self.stopping
-        if conn.kind == "replyer":
-            reply = self.dispatcher.replier_async(conn)
-            while not stopping.is_set():
-                if await sock.poll(POLL_MS):
-                    parts = await sock.recv_multipart()
-                    if len(parts) > 1:
-                        await sock.send(multipart_error(conn.label, len(parts)))
-                    else:
-                        await sock.send(await reply(parts[0]))
-        else:
-            receive = self.dispatcher.receiver_async(conn)
-            while not stopping.is_set():
-                if await sock.poll(POLL_MS):
-                    await receive(await sock.recv())
 
     # -- signals ----------------------------------------------------------------------------
 

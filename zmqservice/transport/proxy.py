@@ -22,6 +22,7 @@ import zmq
 from ..connection import DEFAULT_HWM
 from ..errors import ConfigError, ZmqServiceError
 from .addresses import parse_endpoint
+from .sockets import last_endpoint
 
 __all__ = ["KINDS", "Proxy", "run_proxy"]
 
@@ -48,11 +49,6 @@ KINDS: dict[str, tuple[int, int, str, str]] = {
 """Kind -> (frontend socket type, backend socket type, frontend note, backend note)."""
 
 _ids = itertools.count(1)
-
-
-def _last_endpoint(sock: zmq.Socket[bytes]) -> str:
-    endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
-    return endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
 
 
 class Proxy:
@@ -100,9 +96,9 @@ class Proxy:
         except BaseException:
             self._close()
             raise
-        self.frontend = _last_endpoint(self._front)
+        self.frontend = last_endpoint(self._front)
         """The endpoint the frontend bound (``tcp://0.0.0.0:0`` shows the port picked)."""
-        self.backend = _last_endpoint(self._back)
+        self.backend = last_endpoint(self._back)
         """The endpoint the backend bound."""
 
     def _bind(self, kind: int, url: str, key: str, hwm: int | None) -> zmq.Socket[bytes]:

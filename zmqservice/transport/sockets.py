@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLOSE_LINGER_MS",
+    "GRACE_S",
     "WAKE_MS",
     "last_endpoint",
     "open_inbound",
@@ -35,6 +36,9 @@ WAKE_MS = 100
 """Longest any of our blocking libzmq calls (poll, recv) lasts. A stop request is seen, and
 a signal that landed just before the call started is handled (its Python handler runs), at
 the end of the call at the latest."""
+GRACE_S = 5.0
+"""How long a stop waits for the messages in hand (a handler running, requests in flight in
+a concurrent replyer, main mode's serving thread) before it gives up on them."""
 
 S = TypeVar("S", bound="zmq.Socket[Any]")
 

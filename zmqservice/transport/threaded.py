@@ -6,20 +6,19 @@ import contextlib
 import logging
 import signal
 import threading
-import time
 from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from .. import codec
 from ..connection import message_limit
 from ..dispatch import Dispatcher
 from .curve import start_authenticator, stop_authenticator
-from .pool import ConcurrentReplyer, serve
+from .pool import ConcurrentReplyer
 from .requesters import SocketOutbound
-from .sockets import open_inbound
+from .serve import Handlers, entries, serve_one, serve_polled
+from .sockets import GRACE_S, WAKE_MS, last_endpoint, open_inbound
 
 if TYPE_CHECKING:
     from zmq.auth.thread import ThreadAuthenticator
@@ -29,47 +28,16 @@ if TYPE_CHECKING:
 __all__ = ["Runtime", "Shutdown"]
 
 LOG = logging.getLogger("zmqservice.runtime")
-POLL_MS = 100
-"""Longest the loop sleeps in poll: bounds how long a stop request waits."""
-DRAIN_LIMIT = 1000
-"""Messages taken from one socket per poll round before the others get a turn."""
-GRACE_S = 5.0
-"""Main mode: how long the end of main waits for the serving thread's message in hand."""
 TERM_WAIT_S = 2.0
 """How long a forced stop waits for a busy serving thread to leave its socket calls."""
-
-Entry = tuple[bool, Callable[[bytes], Any], str]
-"""Per inbound socket: (is a replyer, its frame handler, its label)."""
-Handlers = dict[zmq.Socket[bytes], Entry]
 
 
 class Shutdown(BaseException):
     """Raised in the main thread to end main mode (or on a second signal) at once."""
 
 
-def _last_endpoint(sock: zmq.Socket[bytes]) -> str:
-    endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
-    return endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
-
-
 def _nothing() -> None:
     pass
-
-
-def _refuse_multipart(sock: zmq.Socket[bytes], label: str) -> bytes:
-    """A request is one frame: read the rest of a multipart one and answer with an error."""
-    parts = 1
-    while sock.getsockopt(zmq.RCVMORE):
-        sock.recv()
-        parts += 1
-    return multipart_error(label, parts)
-
-
-def multipart_error(label: str, parts: int) -> bytes:
-    """The error reply to a request of several frames."""
-    message = f"{label}: a request is one frame, got a multipart message of {parts} frames"
-    LOG.warning("%s", message)
-    return codec.encode_error("DecodeError", message, "")
 
 
 class Runtime:
@@ -89,7 +57,7 @@ class Runtime:
         self.inbound = [c for c in conns if c.side == "in"]
         self.sockets: list[zmq.Socket[bytes]] = []
         self.concurrent: list[ConcurrentReplyer] = []
-        """Replyers with ``concurrency`` > 1: served by `concurrency.serve`."""
+        """Replyers with ``concurrency`` > 1: served by `serve.serve_polled`."""
         self.stopping = threading.Event()
         self._signal: tuple[int, FrameType | None] | None = None
         self._main_mode = False
@@ -195,24 +163,15 @@ class Runtime:
         return self._served.is_set()
 
     def _open_inbound(self) -> Handlers:
-        handlers: Handlers = {}
+        opened = []
         for conn in self.inbound:
             limit = message_limit(self.app, conn)
             sock = open_inbound(self.context, conn, self.endpoints[conn.name], limit)
             self.sockets.append(sock)
-            self.bound[conn.name] = _last_endpoint(sock)
-            if conn.kind == "replyer" and conn.concurrency > 1:
-                handle = self.dispatcher.replier(conn)
-                replyer = ConcurrentReplyer(
-                    self.context, sock, handle, conn.label, conn.concurrency
-                )
-                self.concurrent.append(replyer)
-            elif conn.kind == "replyer":
-                handlers[sock] = (True, self.dispatcher.replier(conn), conn.label)
-            else:
-                handlers[sock] = (False, self.dispatcher.receiver(conn), conn.label)
+            self.bound[conn.name] = last_endpoint(sock)
+            opened.append((sock, conn))
             LOG.debug("%s on %s", conn.label, self.endpoints[conn.name].url)
-        return handlers
+        return entries(self.dispatcher, self.context, opened, self.concurrent)
 
     def _serve(self, handlers: Handlers, min_wait: float) -> None:
         serving_mode = not self._main_mode  # read now: main mode's end clears the flag
@@ -227,61 +186,15 @@ class Runtime:
             self._run_signal_hook()
 
     def _serve_loop(self, handlers: Handlers, min_wait: float) -> None:
-        if self.concurrent:
-            serve(handlers, self.concurrent, self.stopping, POLL_MS, min_wait)
-        elif not handlers:
+        if len(handlers) == 1 and not self.concurrent and not min_wait:
+            serve_one(*next(iter(handlers.items())), self.stopping)
+        elif handlers or self.concurrent:
+            serve_polled(handlers, self.concurrent, self.stopping, min_wait)
+        else:
             LOG.info("App %r has no in-connections: nothing to serve until stopped", self.app.name)
             # zmq.Poller.poll() returns at once with no sockets: wait on the event instead.
-            while not self.stopping.wait(POLL_MS / 1000):
+            while not self.stopping.wait(WAKE_MS / 1000):
                 pass
-        elif len(handlers) == 1 and not min_wait:
-            self._serve_one(*next(iter(handlers.items())))
-        else:
-            self._serve_many(handlers, min_wait)
-
-    def _serve_one(self, sock: zmq.Socket[bytes], entry: Entry) -> None:
-        """One in-connection: a blocking recv bounded by RCVTIMEO needs no poller at all."""
-        replies, handle, label = entry
-        sock.setsockopt(zmq.RCVTIMEO, POLL_MS)
-        stopped, recv, send, again = self.stopping.is_set, sock.recv, sock.send, zmq.Again
-        more, rcvmore = sock.getsockopt, zmq.RCVMORE
-        while not stopped():
-            try:
-                frame = recv()
-            except again:
-                continue
-            if replies:
-                # A request is one frame; a multipart one never reaches the handler.
-                send(_refuse_multipart(sock, label) if more(rcvmore) else handle(frame))
-            else:
-                handle(frame)
-
-    def _serve_many(self, handlers: Handlers, min_wait: float) -> None:
-        """Several in-connections: one poller, and every ready socket drained per round."""
-        poller = zmq.Poller()
-        for sock in handlers:
-            poller.register(sock, zmq.POLLIN)
-        stopping, noblock, events, pollin = self.stopping, zmq.NOBLOCK, zmq.EVENTS, zmq.POLLIN
-        rcvmore = zmq.RCVMORE
-        while not stopping.is_set():
-            for sock, _ in poller.poll(POLL_MS):
-                replies, handle, label = handlers[sock]
-                taken = 0
-                # Checking EVENTS is far cheaper than letting recv(NOBLOCK) raise zmq.Again.
-                while taken < DRAIN_LIMIT and sock.getsockopt(events) & pollin:
-                    frame = sock.recv(noblock)
-                    if replies:
-                        if sock.getsockopt(rcvmore):
-                            sock.send(_refuse_multipart(sock, label))
-                        else:
-                            sock.send(handle(frame))
-                    else:
-                        handle(frame)
-                    taken += 1
-                    if stopping.is_set():
-                        return
-            if min_wait:
-                time.sleep(min_wait)
 
     def stop(self) -> None:
         """Ask the loop to stop after the message in hand; safe from any thread."""
