@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-import threading
 from collections.abc import Callable, Mapping
+from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
 import zmq
@@ -24,6 +24,7 @@ import zmq.asyncio
 from ..connection import message_limit
 from ..dispatch import AsyncToSend
 from ..errors import ConfigError
+from . import signals
 from .curve import start_authenticator
 from .requesters import AsyncRequesters
 from .serve import serve_async
@@ -76,7 +77,7 @@ class AsyncRuntime(Runtime):
             self.authenticator = start_authenticator(self.context, self.endpoints.values())
             self.outbound.open()
             inbound = self._open_async_inbound()
-            restore = self._install_async_signals()
+            restore = signals.install(self._on_async_signal, self._loop)
             self.app._sender = self.dispatcher.root_sender  # type: ignore[attr-defined]
             self.app._runtime = self  # type: ignore[attr-defined]
             await self.dispatcher.run_hook_async("init")
@@ -148,7 +149,7 @@ class AsyncRuntime(Runtime):
 
     # -- signals ----------------------------------------------------------------------------
 
-    def _on_async_signal(self, signum: int) -> None:
+    def _on_async_signal(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if self._closing:
             LOG.warning("%s: already closing", name)
@@ -164,18 +165,3 @@ class AsyncRuntime(Runtime):
         if self._main_mode and self._main_task is not None:
             self._main_task.cancel()  # main ends now, as in the threaded runtime
         self.stop()
-
-    def _install_async_signals(self) -> Callable[[], None]:
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        loop = asyncio.get_running_loop()
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        for sig in previous:
-            loop.add_signal_handler(sig, self._on_async_signal, sig)
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                loop.remove_signal_handler(sig)
-                signal.signal(sig, handler)
-
-        return restore

@@ -15,12 +15,12 @@ import signal
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
 import zmq
 
 from ..connection import DEFAULT_HWM
 from ..errors import ConfigError, ZmqServiceError
+from . import signals
 from .addresses import parse_endpoint
 from .sockets import last_endpoint
 
@@ -180,9 +180,7 @@ def run_proxy(proxy: Proxy, on_ready: Callable[[Proxy], object] | None = None) -
         LOG.info("%s: stopping the %s proxy", signal.Signals(signum).name, proxy.kind)
         stopping.set()
 
-    previous: dict[signal.Signals, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    restore = signals.install(on_signal)
     try:
         proxy.start()
         if on_ready is not None:
@@ -191,8 +189,7 @@ def run_proxy(proxy: Proxy, on_ready: Callable[[Proxy], object] | None = None) -
             pass
     finally:
         stopped = proxy.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore()
     if proxy.error is not None:
         raise ZmqServiceError(f"{proxy.kind} proxy failed: {proxy.error}")
     if not stopped:

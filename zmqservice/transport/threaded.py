@@ -14,6 +14,7 @@ import zmq
 
 from ..connection import message_limit
 from ..dispatch import Dispatcher
+from . import signals
 from .curve import start_authenticator, stop_authenticator
 from .pool import ConcurrentReplyer
 from .requesters import SocketOutbound
@@ -95,19 +96,6 @@ class Runtime:
         except Exception:
             LOG.exception("%s hook raised", hook)
 
-    def _install_signals(self) -> Callable[[], None]:
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        previous = {
-            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
-        }
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-        return restore
-
     # -- running ----------------------------------------------------------------------------
 
     def run(self, *, main: bool, min_wait: float) -> Any:
@@ -119,7 +107,7 @@ class Runtime:
             self.authenticator = start_authenticator(self.context, self.endpoints.values())
             self.outbound.open()
             handlers = self._open_inbound()
-            restore = self._install_signals()
+            restore = signals.install(self._on_signal)
             self.app._sender = self.dispatcher.root_sender  # type: ignore[attr-defined]
             self.app._runtime = self  # type: ignore[attr-defined]
             self.dispatcher.run_hook("init")

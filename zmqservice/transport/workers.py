@@ -34,6 +34,7 @@ import attrs
 
 from ..config import build_config
 from ..errors import ConfigError, ZmqServiceError
+from . import signals
 from .addresses import Endpoint, resolve_addresses
 
 __all__ = ["run_workers", "target_of"]
@@ -265,9 +266,7 @@ def run_workers(
         LOG.info("%s: draining %d workers", signal.Signals(signum).name, workers)
         stopping.set()
 
-    previous: dict[signal.Signals, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    restore = signals.install(on_signal)
     try:
         for name in names:
             proxies.append(Proxy("reqrep", endpoints[name].url, backends[name]))
@@ -306,7 +305,6 @@ def run_workers(
         for proxy in proxies:
             proxy.stop()
         shutil.rmtree(tmpdir, ignore_errors=True)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore()
     if supervisor.failed is not None:
         raise ZmqServiceError(supervisor.failed)
