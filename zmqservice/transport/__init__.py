@@ -15,7 +15,7 @@ from ..config import build_config
 from ..dispatch import is_async_app
 from ..errors import ConfigError
 from .addresses import resolve_addresses
-from .threaded import Runtime
+from .threaded import ThreadedRuntime
 
 if TYPE_CHECKING:
     from ..app import App
@@ -40,7 +40,7 @@ def run_app(
 ) -> Any:
     """Validate config and addresses, open sockets, then serve or run main.
 
-    With `workers`, serve from that many worker processes instead (`zmqservice.workers`).
+    With `workers`, serve from that many worker processes instead (`workers`).
 
     Returns:
         What `@app.main` returned in main mode, else None.
@@ -71,9 +71,5 @@ def run_app(
     if is_async_app(app):  # decided once, here: sync-only apps never see asyncio
         from .aio import AsyncRuntime
 
-        runtime: Runtime = AsyncRuntime(app, cfg, endpoints)
-    else:
-        runtime = Runtime(app, cfg, endpoints)
-    runtime.on_ready = on_ready
-    app._started = True
-    return runtime.run(main=main, min_wait=min_wait)
+        return AsyncRuntime(app, cfg, endpoints, on_ready).run(main=main, min_wait=min_wait)
+    return ThreadedRuntime(app, cfg, endpoints, on_ready).run(main=main, min_wait=min_wait)

@@ -122,7 +122,7 @@ def _worker(
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     from ..loading import load_target
     from ..log import setup_logging
-    from .threaded import Runtime
+    from .threaded import ThreadedRuntime
 
     if logging_args is not None:
         setup_logging(**logging_args)
@@ -131,9 +131,7 @@ def _worker(
     endpoints = resolve_addresses(app, addresses, cfg)
     for name, url in backends.items():
         endpoints[name] = attrs.evolve(endpoints[name], url=url, bind=False)
-    runtime = Runtime(app, cfg, endpoints)
-    app._started = True
-    runtime.run(main=False, min_wait=min_wait)
+    ThreadedRuntime(app, cfg, endpoints).run(main=False, min_wait=min_wait)
 
 
 @attrs.define
