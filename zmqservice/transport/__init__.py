@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from ..config import build_config
 from ..dispatch import is_async_app
 from ..errors import ConfigError
@@ -37,10 +39,13 @@ def run_app(
     environ: Mapping[str, str] | None = None,
     on_ready: Callable[[], Any] | None = None,
     workers: int | None = None,
+    connect_to: Mapping[str, str] | None = None,
 ) -> Any:
     """Validate config and addresses, open sockets, then serve or run main.
 
-    With `workers`, serve from that many worker processes instead (`workers`).
+    With `workers`, serve from that many worker processes instead (`workers`). With
+    `connect_to` (replyer name -> endpoint), those replyers connect there instead of binding
+    their address: a worker's REP behind its supervisor's proxy.
 
     Returns:
         What `@app.main` returned in main mode, else None.
@@ -68,6 +73,8 @@ def run_app(
         raise ConfigError(f"App {app.name!r} has no @app.main to run in main mode")
     cfg = build_config(app, config, os.environ if environ is None else environ, extra_config)
     endpoints = resolve_addresses(app, addresses, cfg)
+    for name, url in (connect_to or {}).items():
+        endpoints[name] = attrs.evolve(endpoints[name], url=url, bind=False)
     if is_async_app(app):  # decided once, here: sync-only apps never see asyncio
         from .aio import AsyncRuntime
 
