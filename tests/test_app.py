@@ -354,6 +354,68 @@ def test_endpoints_are_empty_when_not_running() -> None:
     assert App("demo").endpoints == {}
 
 
+class FakeRun:
+    """A `RunState` with canned answers, as a transport would attach it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any, dict[str, Any]]] = []
+        self.stopped = 0
+        self.stats = {"prices": "counters"}
+        self.endpoints = {"events": "tcp://127.0.0.1:5555"}
+
+    def send(self, name: str, args: Any, **options: Any) -> Any:
+        self.sent.append((name, args, options))
+        return "reply"
+
+    def stop(self) -> None:
+        self.stopped += 1
+
+
+def test_an_attached_run_serves_send_stats_endpoints_and_stop() -> None:
+    app = App("demo")
+    run = FakeRun()
+    app.attach(run)
+    assert app.send("events", {"n": 1}, timeout=2.0) == "reply"
+    assert run.sent == [("events", {"n": 1}, {"timeout": 2.0})]
+    assert app.stats == {"prices": "counters"}
+    assert app.endpoints == {"events": "tcp://127.0.0.1:5555"}
+    app.stop()
+    assert run.stopped == 1
+
+
+def test_wait_ready_returns_between_mark_ready_and_detach() -> None:
+    app = App("demo")
+    run = FakeRun()
+    app.attach(run)
+    assert not app.wait_ready(0)
+    app.mark_ready()
+    assert app.wait_ready(0)
+    app.detach(run)
+    assert not app.wait_ready(0)
+    assert (app.stats, app.endpoints) == ({}, {})
+    with pytest.raises(RuntimeError, match="not running"):
+        app.send("events", {})
+    app.stop()  # not running: nothing to stop
+    assert run.stopped == 0
+
+
+def test_detaching_another_run_keeps_the_attached_one() -> None:
+    app = App("demo")
+    run = FakeRun()
+    app.attach(run)
+    app.detach(FakeRun())
+    assert app.send("events", {}) == "reply"
+
+
+def test_finish_setup_closes_registration() -> None:
+    app = App("demo")
+    app.finish_setup()
+    with pytest.raises(RuntimeError, match="cannot register 'events': App 'demo' is already"):
+        app.publisher("events")
+    with pytest.raises(RuntimeError, match="cannot register 'init'"):
+        app.init(hook)
+
+
 def test_run_returns_what_main_returned() -> None:
     app = App("testapp")
 

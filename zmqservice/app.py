@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from .connection import DEFAULT_HWM, DEFAULT_MAX_MESSAGE_SIZE, Connection, check_size
 from .errors import ConfigError
@@ -16,10 +17,50 @@ if TYPE_CHECKING:
 
     from .testing import TestClient
 
-__all__ = ["App"]
+__all__ = ["App", "RunState"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 HOOKS = ("main", "init", "setup_config", "setup_addresses", "on_sigint", "on_sigterm")
+
+
+class RunState(Protocol):
+    """What a running transport shows its `App` between `App.attach` and `App.detach`.
+
+    `App.send`, `App.stats`, `App.endpoints` and `App.stop` read it; the core never sees
+    a socket.
+    """
+
+    def send(self, name: str, args: Any, **options: Any) -> Any:
+        """`to_send` from anywhere: send on out-connection `name`."""
+
+    @property
+    def stats(self) -> Mapping[str, Any]:
+        """Subscriber name -> its `SubscriberStats`."""
+
+    @property
+    def endpoints(self) -> Mapping[str, str]:
+        """Connection name -> the endpoint its socket bound or connected to."""
+
+    def stop(self) -> None:
+        """Stop after the message in hand; safe from any thread."""
+
+
+def _setupmethod(method: F) -> F:
+    """Flask's ``setupmethod``: registering on an App that has started raises.
+
+    The first argument names what is registered: a `Connection` (its name) or a hook name.
+    """
+
+    @functools.wraps(method)
+    def guarded(self: App, what: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._started:
+            raise RuntimeError(
+                f"cannot register {getattr(what, 'name', what)!r}: App {self.name!r} is "
+                "already running; declare every connection and hook before app.run()"
+            )
+        return method(self, what, *args, **kwargs)
+
+    return cast(F, guarded)
 
 
 def _predecessor_model(conn: Connection) -> dict[str, Any]:
@@ -89,6 +130,7 @@ class App:
         self.config: Model = _make_config_model(config, name)
         self._started = False
         self._ready = threading.Event()
+        self._run: RunState | None = None
 
     def __repr__(self) -> str:
         return f"<App {self.name!r} with {len(self.connections)} connections>"
@@ -119,16 +161,9 @@ class App:
 
     # -- registration -----------------------------------------------------------------------
 
-    def _check_setup(self, what: str) -> None:
-        if self._started:
-            raise RuntimeError(
-                f"cannot register {what!r}: App {self.name!r} is already running; "
-                "declare every connection and hook before app.run()"
-            )
-
+    @_setupmethod
     def add_connection(self, conn: Connection) -> Connection:
         """Register a connection record; the decorators and methods below call this."""
-        self._check_setup(conn.name)
         existing = self.connections.get(conn.name)
         if existing is not None:
             raise ValueError(
@@ -138,11 +173,11 @@ class App:
         self.connections[conn.name] = conn
         return conn
 
+    @_setupmethod
     def add_hook(self, hook: str, fn: Callable[..., Any]) -> None:
         """Register a lifecycle hook (`main`, `init`, `setup_config` ...)."""
         if hook not in HOOKS:
             raise ValueError(f"unknown hook {hook!r}; hooks are {', '.join(HOOKS)}")
-        self._check_setup(hook)
         if hook in self.hooks:
             raise ValueError(
                 f"hook {hook!r} is set twice: {_qualname(self.hooks[hook])} and {_qualname(fn)}"
@@ -418,7 +453,25 @@ class App:
         """The predecessor-shaped ``{"required": {...}, "optional": {...}}`` config model."""
         return {"required": dict(self.config.required), "optional": dict(self.config.optional)}
 
-    # -- running ----------------------------------------------------------------------------
+    # -- run state: the transport attaches what it runs --------------------------------------
+
+    def finish_setup(self) -> None:
+        """Close registration: a transport calls this before it opens any socket."""
+        self._started = True
+
+    def attach(self, run: RunState) -> None:
+        """Serve `send`, `stats`, `endpoints` and `stop` from `run` (its sockets are open)."""
+        self._run = run
+
+    def mark_ready(self) -> None:
+        """Let `wait_ready` return: the attached run has run `@app.init`."""
+        self._ready.set()
+
+    def detach(self, run: RunState) -> None:
+        """Forget `run` (it is closing): the views go back to "not running"."""
+        if self._run is run:
+            self._run = None
+        self._ready.clear()
 
     def send(self, name: str, args: Any, **options: Any) -> Any:
         """Send on an out-connection from anywhere in a running app (same as `to_send`).
@@ -426,18 +479,16 @@ class App:
         Requesters take ``timeout=`` (seconds, or None to wait for ever) and ``retries=``
         for this one call, as `to_send` does.
         """
-        sender = getattr(self, "_sender", None)
-        if sender is None:
+        run = self._run
+        if run is None:
             raise RuntimeError(f"App {self.name!r} is not running: app.send needs app.run()")
-        return sender(name, args, **options)
+        return run.send(name, args, **options)
 
     @property
     def stats(self) -> dict[str, Any]:
         """Subscriber name -> its `SubscriberStats` (received, missed ...), while running."""
-        runtime = getattr(self, "_runtime", None)
-        if runtime is None:
-            return {}
-        return dict(runtime.dispatcher.stats)
+        run = self._run
+        return {} if run is None else dict(run.stats)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until `run()` has opened every socket and run `@app.init`; False on timeout.
@@ -448,9 +499,9 @@ class App:
 
     def stop(self) -> None:
         """Stop a running app after the message in hand; safe to call from any thread."""
-        runtime = getattr(self, "_runtime", None)
-        if runtime is not None:
-            runtime.stop()
+        run = self._run
+        if run is not None:
+            run.stop()
 
     @property
     def endpoints(self) -> dict[str, str]:
@@ -459,11 +510,10 @@ class App:
         A ``tcp://127.0.0.1:0`` address shows the port the OS picked; requesters show the
         endpoint they connect to.
         """
-        runtime = getattr(self, "_runtime", None)
-        if runtime is None:
-            return {}
-        urls = {name: endpoint.url for name, endpoint in runtime.endpoints.items()}
-        return {**urls, **runtime.outbound.bound, **runtime.bound}
+        run = self._run
+        return {} if run is None else dict(run.endpoints)
+
+    # -- running ----------------------------------------------------------------------------
 
     def run(
         self,

@@ -13,24 +13,6 @@ __all__ = ["Service"]
 STOP_TIMEOUT_S = 5.0
 
 
-def _child(
-    target: Any,
-    addresses: Any,
-    config: Any,
-    logging_args: dict[str, Any],
-    main: bool,
-    min_wait: float,
-    ready: Any,
-) -> None:
-    from .loading import load_target
-    from .log import setup_logging
-    from .transport import run_app
-
-    setup_logging(**logging_args)
-    app = load_target(target)
-    run_app(app, addresses, config, main=main, min_wait=min_wait, on_ready=ready.set)
-
-
 class Service:
     """Run one service in a child process (or here), with the predecessor's method names.
 
@@ -99,6 +81,8 @@ class Service:
     # -- child process ----------------------------------------------------------------------
 
     def _start(self, main: bool) -> None:
+        from .transport.child import run_child
+
         if self.process is not None and self.process.is_alive():
             raise RuntimeError(f"{self!r} is already running")
         # A string target is imported afresh in a spawned child; objects need fork to travel.
@@ -106,16 +90,14 @@ class Service:
         context: Any = multiprocessing.get_context(method)
         self._ready = context.Event()
         self.process = context.Process(
-            target=_child,
-            args=(
-                self.target,
-                self.addresses,
-                self.config,
-                self.logging_args,
-                main,
-                self.min_wait,
-                self._ready,
-            ),
+            target=run_child,
+            args=(self.target, self.addresses, self.config),
+            kwargs={
+                "logging_args": self.logging_args,
+                "main": main,
+                "min_wait": self.min_wait,
+                "ready": self._ready,
+            },
             name=f"zmqservice-{self.target!r}",
         )
         self.process.start()
@@ -161,13 +143,16 @@ class Service:
     # -- here -------------------------------------------------------------------------------
 
     def _run_here(self, main: bool) -> Any:
-        from .loading import load_target
-        from .log import setup_logging
-        from .transport import run_app
+        from .transport.child import run_child
 
-        setup_logging(**self.logging_args)
-        app = load_target(self.target)
-        return run_app(app, self.addresses, self.config, main=main, min_wait=self.min_wait)
+        return run_child(
+            self.target,
+            self.addresses,
+            self.config,
+            logging_args=self.logging_args,
+            main=main,
+            min_wait=self.min_wait,
+        )
 
     def run_service_blocking(self) -> None:
         """Serve in this process until SIGINT/SIGTERM."""

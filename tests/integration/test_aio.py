@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -225,3 +227,25 @@ def test_async_replyer_child_exits_cleanly_on_sigterm(
     assert child.wait() == 0, child.stderr()
     assert marker.read_text() == str(int(signal.SIGTERM))
     assert "Traceback" not in child.stderr()
+
+
+def test_a_sync_app_runs_without_importing_asyncio() -> None:
+    code = """
+import sys
+from zmqservice import App
+
+app = App("plain")
+app.requester("ask", address="tcp://127.0.0.1:9", timeout=0.01)
+
+@app.replyer("echo", address="tcp://127.0.0.1:0")
+def echo(args):
+    return args
+
+@app.main
+def main(to_send):
+    return "asyncio" in sys.modules
+
+sys.exit(3 if app.run(main=True) else 0)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=WAIT_S)
+    assert done.returncode == 0, done.stderr.decode()

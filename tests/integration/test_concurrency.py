@@ -192,6 +192,32 @@ def test_concurrent_and_plain_replyers_in_one_app(runner: Runner, zsock: Make) -
     ] == [2, 4]
 
 
+def test_a_plain_replyer_next_to_a_concurrent_one_refuses_multipart_in_the_same_words(
+    runner: Runner, zsock: Make
+) -> None:
+    app = App("mixed")
+
+    @app.replyer("plain", address="tcp://127.0.0.1:0")
+    def plain(args: Any) -> Any:
+        return args
+
+    @app.replyer("pooled", address="tcp://127.0.0.1:0", concurrency=2)
+    def pooled(args: Any) -> Any:
+        return args
+
+    runner.serve(app)
+    messages = []
+    for name in ("plain", "pooled"):
+        req = zsock(zmq.REQ)
+        req.connect(app.endpoints[name])
+        req.send_multipart([b"one", b"two", b"three"])
+        messages.append(unpack(recv_frame(req))["error"]["message"])
+    assert messages == [
+        f"in.{name} (replyer): a request is one frame, got a multipart message of 3 frames"
+        for name in ("plain", "pooled")
+    ]
+
+
 SERVICE = """
     import time
     from pathlib import Path

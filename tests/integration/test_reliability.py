@@ -301,7 +301,7 @@ def test_a_message_far_over_the_limit_drops_the_peer_and_the_service_goes_on(
 
     runner.serve(server)
     endpoint = server.endpoints["echo"]
-    rep = server._runtime.sockets[0]  # type: ignore[attr-defined]
+    rep = server._run.sockets[0]  # type: ignore[union-attr]
     assert rep.getsockopt(zmq.MAXMSGSIZE) == 16 * 1024
 
     soft = zsock(zmq.REQ)
@@ -334,8 +334,8 @@ def test_high_water_marks_are_set_on_both_sides(runner: Runner, ipc: Callable[[s
 
     runner.serve(publisher)
     runner.serve(subscriber)
-    pub_sock = publisher._runtime.outbound._publishers["ticks"]  # type: ignore[attr-defined]
-    sub_sock = subscriber._runtime.sockets[0]  # type: ignore[attr-defined]
+    pub_sock = publisher._run.outbound._publishers["ticks"]  # type: ignore[union-attr]
+    sub_sock = subscriber._run.sockets[0]  # type: ignore[union-attr]
     assert pub_sock.getsockopt(zmq.SNDHWM) == 123
     assert sub_sock.getsockopt(zmq.RCVHWM) == 45
 

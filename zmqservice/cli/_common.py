@@ -78,10 +78,10 @@ def workflow_id(given: str | None) -> str:
 
 def request(url: str, frame: bytes, timeout: float, what: str) -> bytes:
     from ..errors import RequestTimeout
-    from ..transport.oneshot import request
+    from ..transport.requesters import request_once
 
     try:
-        return request(url, frame, timeout)
+        return request_once(url, frame, timeout)
     except RequestTimeout as exc:
         raise ToolError(f"{what}: {exc}") from None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import threading
 
@@ -133,14 +132,13 @@ def listen(endpoint: str, topic: str, count: int | None, timeout: float | None) 
 
     from .. import codec
     from ..errors import DecodeError
+    from ..transport import signals
     from ..transport.oneshot import listen as listen_frames
 
     url = common.endpoint(endpoint)
     prefix = codec.topic_prefix(topic)
     stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
+    restore = signals.install(lambda *_: stop.set())
     terminal = sys.stdout.isatty()
     console = None
     if terminal:
@@ -167,7 +165,6 @@ def listen(endpoint: str, topic: str, count: int | None, timeout: float | None) 
             if count is not None and received >= count:
                 break
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore()
     if count is not None and received < count and not stop.is_set():
         raise ToolError(f"got {received} of {count} messages within {timeout:g}s")

@@ -11,11 +11,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from ..config import build_config
 from ..errors import ConfigError
 from ..invoke import is_async_app
 from .addresses import resolve_addresses
-from .threaded import Runtime
+from .threaded import ThreadedRuntime
 
 if TYPE_CHECKING:
     from ..app import App
@@ -37,10 +39,13 @@ def run_app(
     environ: Mapping[str, str] | None = None,
     on_ready: Callable[[], Any] | None = None,
     workers: int | None = None,
+    connect_to: Mapping[str, str] | None = None,
 ) -> Any:
     """Validate config and addresses, open sockets, then serve or run main.
 
-    With `workers`, serve from that many worker processes instead (`zmqservice.workers`).
+    With `workers`, serve from that many worker processes instead (`workers`). With
+    `connect_to` (replyer name -> endpoint), those replyers connect there instead of binding
+    their address: a worker's REP behind its supervisor's proxy.
 
     Returns:
         What `@app.main` returned in main mode, else None.
@@ -68,12 +73,10 @@ def run_app(
         raise ConfigError(f"App {app.name!r} has no @app.main to run in main mode")
     cfg = build_config(app, config, os.environ if environ is None else environ, extra_config)
     endpoints = resolve_addresses(app, addresses, cfg)
+    for name, url in (connect_to or {}).items():
+        endpoints[name] = attrs.evolve(endpoints[name], url=url, bind=False)
     if is_async_app(app):  # decided once, here: sync-only apps never see asyncio
         from .aio import AsyncRuntime
 
-        runtime: Runtime = AsyncRuntime(app, cfg, endpoints)
-    else:
-        runtime = Runtime(app, cfg, endpoints)
-    runtime.on_ready = on_ready
-    app._started = True
-    return runtime.run(main=main, min_wait=min_wait)
+        return AsyncRuntime(app, cfg, endpoints, on_ready).run(main=main, min_wait=min_wait)
+    return ThreadedRuntime(app, cfg, endpoints, on_ready).run(main=main, min_wait=min_wait)

@@ -1,11 +1,12 @@
-"""The asyncio runtime: chosen at start for an app with any ``async def`` handler or hook.
+"""The asyncio driver: chosen at start for an app with any ``async def`` handler or hook.
 
-One task per in-connection on a `zmq.asyncio` shadow of the runtime's context; REP
-replyers answer one request at a time per socket, as REP requires. ``async def``
-handlers and hooks run on the loop with an `AsyncToSend` (``await to_send(...)``); sync
-ones run in worker threads with the sync `ToSend` over the same `SocketOutbound` the
-threaded runtime uses (a DEALER per thread), so they never block the loop. Apps without
-coroutines keep `runtime.Runtime` and never import this module.
+One task per in-connection (`serve.serve_async`) on a `zmq.asyncio` shadow of the run's
+context; REP replyers answer one request at a time per socket, as REP requires.
+``async def`` handlers and hooks run on the loop with an `AsyncToSend` (``await
+to_send(...)``, over `requesters.AsyncRequesters`); sync ones run in worker threads with
+the sync `ToSend` over the same `SocketOutbound` the threaded driver uses (a DEALER per
+thread), so they never block the loop. Apps without coroutines keep `threaded` and never
+import this module.
 """
 
 from __future__ import annotations
@@ -13,122 +14,61 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import zmq
 import zmq.asyncio
 
-from ..connection import message_limit
 from ..errors import ConfigError
-from ..sending import AsyncToSend
-from .curve import start_authenticator
-from .sockets import open_inbound, open_requester, timed_out
-from .threaded import GRACE_S, POLL_MS, Runtime, _last_endpoint, multipart_error
+from . import signals
+from .requesters import AsyncRequesters
+from .running import RunningApp
+from .serve import serve_async
+from .sockets import GRACE_S
 
 if TYPE_CHECKING:
     from ..app import App
-    from ..connection import Connection
     from .addresses import Endpoint
 
-__all__ = ["AsyncRequesters", "AsyncRuntime", "AsyncToSend"]
+__all__ = ["AsyncRuntime"]
 
 LOG = logging.getLogger("zmqservice.aio")
 
 
-class AsyncRequesters:
-    """`await to_send(...)` over ZMQ: one DEALER per requester, one request at a time.
+def _nothing() -> None:
+    pass
 
-    Same framing (an empty delimiter, then the request), correlation (a reply naming
-    another workflow_id is skipped) and Lazy Pirate retries as `SocketOutbound`; tasks
-    that call the same requester at once queue on a lock, as a REQ socket would make them.
-    """
 
-    def __init__(self, context: zmq.asyncio.Context, endpoints: Mapping[str, Endpoint]) -> None:
-        self._context = context
-        self._endpoints = endpoints
-        self._sockets: dict[str, zmq.asyncio.Socket] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+class AsyncRuntime:
+    """Runs one app on a `RunningApp` with asyncio: serving, or main mode."""
 
-    async def request(
-        self, conn: Connection, frame: bytes, workflow_id: str, timeout: float | None, retries: int
-    ) -> bytes:
-        """Send one request and return the reply that answers it.
-
-        Raises:
-            RequestTimeout: no reply after the last try; the next call starts afresh.
-        """
-        lock = self._locks.setdefault(conn.name, asyncio.Lock())
-        async with lock:
-            for _ in range(retries + 1):
-                sock = self._sockets.get(conn.name) or self._open(conn)
-                reply = await self._try(conn, sock, frame, workflow_id, timeout)
-                if reply is not None:
-                    return reply
-                self._discard(conn.name)  # with the request, if it is still queued
-                LOG.warning("%s: no reply within %ss", conn.label, timeout)
-        raise timed_out(conn, self._endpoints[conn.name], timeout, retries)
-
-    def _open(self, conn: Connection) -> zmq.asyncio.Socket:
-        context = cast("zmq.Context[zmq.Socket[bytes]]", self._context)
-        sock = open_requester(context, conn, self._endpoints[conn.name])
-        self._sockets[conn.name] = cast(zmq.asyncio.Socket, sock)
-        return self._sockets[conn.name]
-
-    def _discard(self, name: str) -> None:
-        sock = self._sockets.pop(name, None)
-        if sock is not None:
-            sock.close(linger=0)
-
-    async def _try(
+    def __init__(
         self,
-        conn: Connection,
-        sock: zmq.asyncio.Socket,
-        frame: bytes,
-        workflow_id: str,
-        timeout: float | None,
-    ) -> bytes | None:
-        from .. import codec
-
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        await sock.send_multipart([b"", frame])
-        while True:
-            left = None if deadline is None else deadline - loop.time()
-            if left is not None and left <= 0:
-                return None
-            try:
-                parts = await asyncio.wait_for(sock.recv_multipart(), left)
-            except asyncio.TimeoutError:
-                return None
-            reply = parts[1] if len(parts) == 2 and not parts[0] else None  # REP's envelope
-            if reply is not None and (not workflow_id or codec.is_reply_to(reply, workflow_id)):
-                return reply
-            LOG.warning("%s: discarded a reply that answers another request", conn.label)
-
-    def close(self) -> None:
-        """Close every requester socket (linger 0: a request nobody waits for is dropped)."""
-        for name in list(self._sockets):
-            self._discard(name)
-
-
-class AsyncRuntime(Runtime):
-    """`Runtime` on asyncio: same context, config, publishers, hooks and close."""
-
-    def __init__(self, app: App, config: Any, endpoints: Mapping[str, Any]) -> None:
+        app: App,
+        config: Any,
+        addresses: Mapping[str, Endpoint],
+        on_ready: Callable[[], Any] | None = None,
+    ) -> None:
         for conn in app.connections.values():
             if conn.kind == "replyer" and conn.concurrency > 1:
                 raise ConfigError(
                     f"{conn.label}: concurrency > 1 is not supported with async handlers"
                 )
-        super().__init__(app, config, endpoints)
-        self.acontext = zmq.asyncio.Context.shadow(self.context.underlying)
-        self.requesters = AsyncRequesters(self.acontext, endpoints)
-        self.dispatcher.async_outbound = self.requesters
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
+        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.acontext = zmq.asyncio.Context.shadow(context.underlying)
+        self.requesters = AsyncRequesters(self.acontext, addresses)
+        self.running = RunningApp(
+            app,
+            config,
+            addresses,
+            context,
+            LOG,
+            async_outbound=self.requesters,
+            on_ready=on_ready,
+        )
+        self._main_mode = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._main_task: asyncio.Task[Any] | None = None
 
@@ -136,54 +76,50 @@ class AsyncRuntime(Runtime):
         """Serve (or run main) on a new event loop until stopped; `min_wait` is unused."""
         return asyncio.run(self._run(main))
 
-    def stop(self) -> None:
-        """Ask the serving tasks to stop after the message in hand; safe from any thread."""
-        self.stopping.set()
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None:
+    async def _run(self, main: bool) -> Any:
+        running = self.running
+        loop, wake = asyncio.get_running_loop(), asyncio.Event()
+
+        def wake_up() -> None:  # app.stop() may come from any thread
             with contextlib.suppress(RuntimeError):  # the loop has closed already
                 loop.call_soon_threadsafe(wake.set)
 
-    async def _run(self, main: bool) -> Any:
-        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
-        restore: Callable[[], None] = lambda: None  # noqa: E731
+        running.on_stop(wake_up)
+        restore: Callable[[], None] = _nothing
         try:
-            self.authenticator = start_authenticator(self.context, self.endpoints.values())
-            self.outbound.open()
-            inbound = self._open_async_inbound()
-            restore = self._install_async_signals()
-            self.app._sender = self.dispatcher.root_sender  # type: ignore[attr-defined]
-            self.app._runtime = self  # type: ignore[attr-defined]
-            await self.dispatcher.run_hook_async("init")
-            self.ready.set()
-            self.app._ready.set()
-            if self.on_ready is not None:
-                self.on_ready()
-            self._tasks = [asyncio.create_task(self._serve_socket(*pair)) for pair in inbound]
+            opened = running.open(self.acontext)
+            restore = signals.install(self._on_signal, loop)
+            running.attach()
+            await running.dispatcher.run_hook_async("init")
+            running.ready()
+            self._tasks = [
+                asyncio.create_task(serve_async(sock, conn, running.dispatcher, running.stopping))
+                for sock, conn in opened
+            ]
             if main:
                 self._main_mode = True
-                main_task = asyncio.create_task(self.dispatcher.run_hook_async("main"))
+                main_task = asyncio.create_task(running.dispatcher.run_hook_async("main"))
                 self._main_task = main_task
                 try:
                     return await main_task
                 except asyncio.CancelledError:
-                    if self._signal is None:
+                    if running.signal is None:
                         raise
                     return None  # a signal ended main
-            if not inbound:
-                LOG.info("App %r has no in-connections: idle until stopped", self.app.name)
-            await self._wake.wait()
+            if not opened:
+                LOG.info("App %r has no in-connections: idle until stopped", running.app.name)
+            await wake.wait()
             return None
         finally:
-            await self._finish()
+            await self._finish(wake)
             restore()
 
-    async def _finish(self) -> None:
+    async def _finish(self, wake: asyncio.Event) -> None:
         """Let the messages in hand finish (bounded), run the signal hook, close."""
+        running = self.running
         self._main_mode = False
-        self.stopping.set()
-        assert self._wake is not None
-        self._wake.set()
+        running.stop()
+        wake.set()
         pending = [task for task in self._tasks if not task.done()]
         if pending:
             _, late = await asyncio.wait(pending, timeout=GRACE_S)
@@ -191,81 +127,24 @@ class AsyncRuntime(Runtime):
                 LOG.warning("still busy after %ss: cancelling it", GRACE_S)
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        if self._signal is not None:
-            signum = self._signal[0]
-            hook = "on_sigint" if signum == signal.SIGINT else "on_sigterm"
-            task = asyncio.create_task(self.dispatcher.run_hook_async(hook, signum, None))
+        called = running.signal_hook()
+        if called is not None:
+            hook, signum, _ = called
+            task = asyncio.create_task(running.dispatcher.run_hook_async(hook, signum, None))
             self._tasks = [task]  # a second signal cancels it
             try:
                 await task
             except (Exception, asyncio.CancelledError):
                 LOG.exception("%s hook raised or was cancelled", hook)
-        self._closing = True
-        self.app._sender = None  # type: ignore[attr-defined]
-        self.app._runtime = None  # type: ignore[attr-defined]
-        self.app._ready.clear()
+        running.detach()
         self.requesters.close()
-        self.close()
+        running.close()
 
-    def _open_async_inbound(self) -> list[tuple[zmq.asyncio.Socket, Connection]]:
-        context = cast("zmq.Context[zmq.Socket[bytes]]", self.acontext)
-        inbound = []
-        for conn in self.inbound:
-            limit = message_limit(self.app, conn)
-            sock = open_inbound(context, conn, self.endpoints[conn.name], limit)
-            self.sockets.append(sock)
-            self.bound[conn.name] = _last_endpoint(sock)
-            inbound.append((cast(zmq.asyncio.Socket, sock), conn))
-        return inbound
-
-    async def _serve_socket(self, sock: zmq.asyncio.Socket, conn: Connection) -> None:
-        """One in-connection: poll (bounded, so a stop is seen), take one message, handle it."""
-        stopping = self.stopping
-        if conn.kind == "replyer":
-            reply = self.dispatcher.replier_async(conn)
-            while not stopping.is_set():
-                if await sock.poll(POLL_MS):
-                    parts = await sock.recv_multipart()
-                    if len(parts) > 1:
-                        await sock.send(multipart_error(conn.label, len(parts)))
-                    else:
-                        await sock.send(await reply(parts[0]))
-        else:
-            receive = self.dispatcher.receiver_async(conn)
-            while not stopping.is_set():
-                if await sock.poll(POLL_MS):
-                    await receive(await sock.recv())
-
-    # -- signals ----------------------------------------------------------------------------
-
-    def _on_async_signal(self, signum: int) -> None:
-        name = signal.Signals(signum).name
-        if self._closing:
-            LOG.warning("%s: already closing", name)
-            return
-        if self._signal is not None:
-            LOG.warning("second signal %s: stopping now", name)
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        verdict = self.running.signalled(signum, None)
+        if verdict == "again":
             for task in [*self._tasks, self._main_task]:
                 if task is not None:
                     task.cancel()
-            return
-        self._signal = (signum, None)
-        LOG.info("%s: finishing the message in hand, then stopping", name)
-        if self._main_mode and self._main_task is not None:
-            self._main_task.cancel()  # main ends now, as in the threaded runtime
-        self.stop()
-
-    def _install_async_signals(self) -> Callable[[], None]:
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        loop = asyncio.get_running_loop()
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        for sig in previous:
-            loop.add_signal_handler(sig, self._on_async_signal, sig)
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                loop.remove_signal_handler(sig)
-                signal.signal(sig, handler)
-
-        return restore
+        elif verdict == "first" and self._main_mode and self._main_task is not None:
+            self._main_task.cancel()  # main ends now, as in the threaded driver

@@ -1,7 +1,8 @@
-"""The one-shot sockets behind ``zmqservice call / describe / publish / listen``.
+"""The one-shot sockets behind ``zmqservice publish / listen``.
 
 Each function owns a private `zmq.Context` for its lifetime and destroys it on the way
-out; every wait is bounded by a timeout or a stop callback polled every 100 ms.
+out; every wait is bounded by a timeout or a stop callback polled every `WAKE_MS`.
+``call`` and ``describe`` send with `requesters.request_once`.
 """
 
 from __future__ import annotations
@@ -12,30 +13,9 @@ from collections.abc import Callable, Iterator
 import zmq
 
 from .. import codec
-from ..errors import RequestTimeout
+from .sockets import WAKE_MS
 
-__all__ = ["listen", "publish", "request"]
-
-POLL_MS = 100
-
-
-def request(endpoint: str, frame: bytes, timeout: float) -> bytes:
-    """Send one request frame over a fresh REQ socket and return the reply frame.
-
-    Raises:
-        RequestTimeout: no reply within `timeout` seconds.
-    """
-    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    try:
-        sock = context.socket(zmq.REQ)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(endpoint)
-        sock.send(frame)
-        if not sock.poll(int(timeout * 1000), zmq.POLLIN):
-            raise RequestTimeout(f"no reply from {endpoint} within {timeout:g}s")
-        return sock.recv()
-    finally:
-        context.destroy(linger=0)
+__all__ = ["listen", "publish"]
 
 
 def publish(endpoint: str, frame: bytes, timeout: float) -> None:
@@ -57,7 +37,7 @@ def publish(endpoint: str, frame: bytes, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         seen: list[bytes] = []
         while (left := deadline - time.monotonic()) > 0:
-            if not sock.poll(min(POLL_MS, int(left * 1000) + 1), zmq.POLLIN):
+            if not sock.poll(min(WAKE_MS, int(left * 1000) + 1), zmq.POLLIN):
                 continue
             event = sock.recv()
             if not event or event[0] != 1:  # 0 = unsubscribe
@@ -100,7 +80,7 @@ def listen(
         sock.connect(endpoint)
         deadline = None if timeout is None else time.monotonic() + timeout
         while not stop():
-            wait = POLL_MS
+            wait = WAKE_MS
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:

@@ -7,7 +7,7 @@ serving loop polls next to the ROUTER. With K requests in flight the ROUTER is n
 at all: further requests wait in libzmq's queue (back-pressure) until a worker is free.
 
 Only used when some replyer asks for ``concurrency > 1``; ``concurrency=1`` keeps the REP
-socket and the runtime's own loops.
+socket. `serve.serve_polled` polls each ROUTER and PULL socket next to the plain ones.
 """
 
 from __future__ import annotations
@@ -16,34 +16,24 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import cast
 
 import zmq
 
 from .. import codec
+from ..replies import multipart_error
+from .sockets import GRACE_S, WAKE_MS
 
-__all__ = ["DRAIN_S", "ConcurrentReplyer", "serve"]
+__all__ = ["ConcurrentReplyer", "drain", "split"]
 
 LOG = logging.getLogger("zmqservice.concurrency")
-DRAIN_S = 5.0
-"""On stop: how long requests already in flight get to finish and send their replies."""
-DRAIN_LIMIT = 1000
-"""Messages taken from one plain socket per poll round before the others get a turn."""
 _ids = itertools.count()
-
-Entry = tuple[bool, Callable[[bytes], Any], str]
-"""A plain in-socket, as the runtime describes it: (is a replyer, frame handler, label)."""
 
 
 def _readable(sock: zmq.Socket[bytes]) -> bool:
     return bool(cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
-
-
-def _refuse(label: str, message: str) -> bytes:
-    LOG.warning("%s: %s", label, message)
-    return codec.encode_error("DecodeError", f"{label}: {message}", "")
 
 
 def split(parts: list[bytes], label: str) -> tuple[list[bytes], bytes | None, bytes | None]:
@@ -56,11 +46,12 @@ def split(parts: list[bytes], label: str) -> tuple[list[bytes], bytes | None, by
     try:
         at = parts.index(b"", 1)
     except ValueError:
-        return [parts[0], b""], None, _refuse(label, "a request needs an empty delimiter frame")
+        message = f"{label}: a request needs an empty delimiter frame"
+        LOG.warning("%s", message)
+        return [parts[0], b""], None, codec.encode_error("DecodeError", message, "")
     envelope, body = parts[: at + 1], parts[at + 1 :]
     if len(body) != 1:
-        message = f"a request is one frame, got a multipart message of {len(body)} frames"
-        return envelope, None, _refuse(label, message)
+        return envelope, None, multipart_error(label, len(body))
     return envelope, body[0], None
 
 
@@ -142,65 +133,19 @@ class ConcurrentReplyer:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _take_plain(sock: zmq.Socket[bytes], entry: Entry) -> None:
-    replies, handle, label = entry
-    taken = 0
-    while taken < DRAIN_LIMIT and _readable(sock):
-        frame = sock.recv(zmq.NOBLOCK)
-        if not replies:
-            handle(frame)
-        elif sock.getsockopt(zmq.RCVMORE):
-            parts = 1
-            while sock.getsockopt(zmq.RCVMORE):
-                sock.recv()
-                parts += 1
-            sock.send(_refuse(label, f"a request is one frame, got {parts} frames"))
-        else:
-            sock.send(handle(frame))
-        taken += 1
+def drain(replyers: Sequence[ConcurrentReplyer]) -> None:
+    """After a stop: give requests in flight up to `GRACE_S` to finish and send replies.
 
-
-def serve(
-    plain: dict[zmq.Socket[bytes], Entry],
-    replyers: Iterable[ConcurrentReplyer],
-    stopping: threading.Event,
-    poll_ms: int,
-    min_wait: float = 0.0,
-) -> None:
-    """Serve plain in-sockets and concurrent replyers from one poller until `stopping`.
-
-    Then stop reading, give requests in flight up to `DRAIN_S` to finish and send their
-    replies, and return; the caller closes the sockets.
+    The ROUTERs are not read any more; the caller closes every socket afterwards.
     """
-    by_router = {r.router: r for r in replyers}
-    by_pull = {r.pull: r for r in by_router.values()}
-    poller = zmq.Poller()
-    for sock in [*plain, *by_router, *by_pull]:
-        poller.register(sock, zmq.POLLIN)
-    while not stopping.is_set():
-        for sock, _ in poller.poll(poll_ms):
-            if sock in plain:
-                _take_plain(sock, plain[sock])
-                continue
-            replyer = by_router[sock] if sock in by_router else by_pull[sock]
-            replyer.give()
-            replyer.take()
-            # Back-pressure: a full replyer's ROUTER leaves the poller until a slot frees.
-            poller.register(replyer.router, 0 if replyer.full else zmq.POLLIN)
-        if min_wait:
-            time.sleep(min_wait)
-    _drain(list(by_pull.values()), list(by_pull), poll_ms)
-
-
-def _drain(replyers: list[ConcurrentReplyer], pulls: list[zmq.Socket[bytes]], poll_ms: int) -> None:
     busy = sum(r.in_flight for r in replyers)
     if not busy:
         return
-    LOG.info("stopping: waiting up to %ss for %d request(s) in flight", DRAIN_S, busy)
+    LOG.info("stopping: waiting up to %ss for %d request(s) in flight", GRACE_S, busy)
     poller = zmq.Poller()
-    for pull in pulls:
-        poller.register(pull, zmq.POLLIN)
-    deadline = time.monotonic() + DRAIN_S
+    for replyer in replyers:
+        poller.register(replyer.pull, zmq.POLLIN)
+    deadline = time.monotonic() + GRACE_S
     while any(r.in_flight for r in replyers):
         left_ms = round((deadline - time.monotonic()) * 1000)
         if left_ms <= 0:
@@ -209,6 +154,6 @@ def _drain(replyers: list[ConcurrentReplyer], pulls: list[zmq.Socket[bytes]], po
                 sum(r.in_flight for r in replyers),
             )
             return
-        poller.poll(min(left_ms, poll_ms))
+        poller.poll(min(left_ms, WAKE_MS))
         for replyer in replyers:
             replyer.give()

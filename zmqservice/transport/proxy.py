@@ -15,13 +15,14 @@ import signal
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
 import zmq
 
 from ..connection import DEFAULT_HWM
 from ..errors import ConfigError, ZmqServiceError
+from . import signals
 from .addresses import parse_endpoint
+from .sockets import last_endpoint
 
 __all__ = ["KINDS", "Proxy", "run_proxy"]
 
@@ -48,11 +49,6 @@ KINDS: dict[str, tuple[int, int, str, str]] = {
 """Kind -> (frontend socket type, backend socket type, frontend note, backend note)."""
 
 _ids = itertools.count(1)
-
-
-def _last_endpoint(sock: zmq.Socket[bytes]) -> str:
-    endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
-    return endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
 
 
 class Proxy:
@@ -100,9 +96,9 @@ class Proxy:
         except BaseException:
             self._close()
             raise
-        self.frontend = _last_endpoint(self._front)
+        self.frontend = last_endpoint(self._front)
         """The endpoint the frontend bound (``tcp://0.0.0.0:0`` shows the port picked)."""
-        self.backend = _last_endpoint(self._back)
+        self.backend = last_endpoint(self._back)
         """The endpoint the backend bound."""
 
     def _bind(self, kind: int, url: str, key: str, hwm: int | None) -> zmq.Socket[bytes]:
@@ -184,9 +180,7 @@ def run_proxy(proxy: Proxy, on_ready: Callable[[Proxy], object] | None = None) -
         LOG.info("%s: stopping the %s proxy", signal.Signals(signum).name, proxy.kind)
         stopping.set()
 
-    previous: dict[signal.Signals, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    restore = signals.install(on_signal)
     try:
         proxy.start()
         if on_ready is not None:
@@ -195,8 +189,7 @@ def run_proxy(proxy: Proxy, on_ready: Callable[[Proxy], object] | None = None) -
             pass
     finally:
         stopped = proxy.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore()
     if proxy.error is not None:
         raise ZmqServiceError(f"{proxy.kind} proxy failed: {proxy.error}")
     if not stopped:

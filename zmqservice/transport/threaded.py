@@ -1,186 +1,108 @@
-"""`app.run()`: one poller loop over every in-connection, signals, graceful close."""
+"""The sync driver: ``app.run()`` serves from this thread until a signal or `app.stop()`.
+
+In main mode, `@app.main` runs here and the in-connections are served from a thread next
+to it. A first SIGINT/SIGTERM lets the message in hand finish, runs the signal hook and
+closes; a second one stops at once (`Shutdown`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import threading
-import time
 from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from .. import codec
-from ..connection import message_limit
-from ..dispatch import Dispatcher
-from .curve import start_authenticator, stop_authenticator
-from .pool import ConcurrentReplyer, serve
-from .sockets import SocketOutbound, open_inbound
+from . import signals
+from .running import RunningApp
+from .serve import Handlers, entries, serve_one, serve_polled
+from .sockets import GRACE_S, WAKE_MS
 
 if TYPE_CHECKING:
-    from zmq.auth.thread import ThreadAuthenticator
-
     from ..app import App
+    from .addresses import Endpoint
 
-__all__ = ["Runtime", "Shutdown"]
+__all__ = ["Shutdown", "ThreadedRuntime"]
 
 LOG = logging.getLogger("zmqservice.runtime")
-POLL_MS = 100
-"""Longest the loop sleeps in poll: bounds how long a stop request waits."""
-DRAIN_LIMIT = 1000
-"""Messages taken from one socket per poll round before the others get a turn."""
-GRACE_S = 5.0
-"""Main mode: how long the end of main waits for the serving thread's message in hand."""
-TERM_WAIT_S = 2.0
-"""How long a forced stop waits for a busy serving thread to leave its socket calls."""
-
-Entry = tuple[bool, Callable[[bytes], Any], str]
-"""Per inbound socket: (is a replyer, its frame handler, its label)."""
-Handlers = dict[zmq.Socket[bytes], Entry]
 
 
 class Shutdown(BaseException):
     """Raised in the main thread to end main mode (or on a second signal) at once."""
 
 
-def _last_endpoint(sock: zmq.Socket[bytes]) -> str:
-    endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
-    return endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
-
-
 def _nothing() -> None:
     pass
 
 
-def _refuse_multipart(sock: zmq.Socket[bytes], label: str) -> bytes:
-    """A request is one frame: read the rest of a multipart one and answer with an error."""
-    parts = 1
-    while sock.getsockopt(zmq.RCVMORE):
-        sock.recv()
-        parts += 1
-    return multipart_error(label, parts)
+class ThreadedRuntime:
+    """Runs one app on a `RunningApp` with threads: serving, or main mode."""
 
-
-def multipart_error(label: str, parts: int) -> bytes:
-    """The error reply to a request of several frames."""
-    message = f"{label}: a request is one frame, got a multipart message of {parts} frames"
-    LOG.warning("%s", message)
-    return codec.encode_error("DecodeError", message, "")
-
-
-class Runtime:
-    """Owns the zmq context and sockets of one running app."""
-
-    def __init__(self, app: App, config: Any, endpoints: Mapping[str, Any]) -> None:
-        self.app = app
-        self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        conns = list(app.connections.values())
-        self.outbound = SocketOutbound(self.context, conns, dict(endpoints))
-        try:
-            self.dispatcher = Dispatcher(app, config, self.outbound)
-        except BaseException:
-            self.context.term()
-            raise
-        self.endpoints = endpoints
-        self.inbound = [c for c in conns if c.side == "in"]
-        self.sockets: list[zmq.Socket[bytes]] = []
-        self.concurrent: list[ConcurrentReplyer] = []
-        """Replyers with ``concurrency`` > 1: served by `concurrency.serve`."""
-        self.stopping = threading.Event()
-        self._signal: tuple[int, FrameType | None] | None = None
+    def __init__(
+        self,
+        app: App,
+        config: Any,
+        addresses: Mapping[str, Endpoint],
+        on_ready: Callable[[], Any] | None = None,
+    ) -> None:
+        self.running = RunningApp(app, config, addresses, zmq.Context(), LOG, on_ready=on_ready)
         self._main_mode = False
-        self._closing = False
         self._served = threading.Event()
         """Set when the serving loop has returned: it holds no socket call any more."""
-        self.bound: dict[str, str] = {}
-        self.ready = threading.Event()
-        self.on_ready: Callable[[], Any] | None = None
-        self.authenticator: ThreadAuthenticator | None = None
-
-    # -- signals ----------------------------------------------------------------------------
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self._closing:  # closing is bounded (linger): let it finish
-            LOG.warning("%s: already closing", signal.Signals(signum).name)
-            return
-        if self._signal is not None:
-            LOG.warning("second signal %s: stopping now", signal.Signals(signum).name)
+        verdict = self.running.signalled(signum, frame)
+        if verdict == "again":
             raise Shutdown
-        self._signal = (signum, frame)
-        LOG.info("%s: finishing the message in hand, then stopping", signal.Signals(signum).name)
-        self.stopping.set()
-        if self._main_mode:
+        if verdict == "first" and self._main_mode:
             self._run_signal_hook()
             raise Shutdown
 
     def _run_signal_hook(self) -> None:
-        if self._signal is None:
+        called = self.running.signal_hook()
+        if called is None:
             return
-        signum, frame = self._signal
-        hook = "on_sigint" if signum == signal.SIGINT else "on_sigterm"
+        hook, signum, frame = called
         try:
-            self.dispatcher.run_hook(hook, signum, frame)
+            self.running.dispatcher.run_hook(hook, signum, frame)
         except Exception:
             LOG.exception("%s hook raised", hook)
 
-    def _install_signals(self) -> Callable[[], None]:
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        previous = {
-            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
-        }
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-        return restore
-
-    # -- running ----------------------------------------------------------------------------
-
     def run(self, *, main: bool, min_wait: float) -> Any:
         """Serve (or run main) until stopped; always closes every socket."""
+        running = self.running
         restore: Callable[[], None] = _nothing
         server: threading.Thread | None = None
         try:
-            # ZAP handler first: a CURVE server socket must never be open without it.
-            self.authenticator = start_authenticator(self.context, self.endpoints.values())
-            self.outbound.open()
-            handlers = self._open_inbound()
-            restore = self._install_signals()
-            self.app._sender = self.dispatcher.root_sender  # type: ignore[attr-defined]
-            self.app._runtime = self  # type: ignore[attr-defined]
-            self.dispatcher.run_hook("init")
-            self.ready.set()
-            self.app._ready.set()
-            if self.on_ready is not None:
-                self.on_ready()
+            opened = running.open(running.context)
+            handlers = entries(running.dispatcher, running.context, opened, running.pools)
+            restore = signals.install(self._on_signal)
+            running.attach()
+            running.dispatcher.run_hook("init")
+            running.ready()
             if not main:
                 self._serve(handlers, min_wait)
                 return None
             self._main_mode = True
-            if handlers or self.concurrent:
+            if handlers or running.pools:
                 server = threading.Thread(
                     target=self._serve, args=(handlers, min_wait), name="zmqservice-serve"
                 )
                 server.daemon = True
                 server.start()
-            return self.dispatcher.run_hook("main")
+            return running.dispatcher.run_hook("main")
         except Shutdown:
             return None
         finally:
             self._main_mode = False
-            self.stopping.set()
+            running.stop()
             busy = server is not None and not self._join()
-            self._closing = True
-            self.app._sender = None  # type: ignore[attr-defined]
-            self.app._runtime = None  # type: ignore[attr-defined]
-            self.app._ready.clear()
+            running.detach()
             try:
-                self.close(busy)
+                running.close(self._served if busy else None)
             finally:
                 restore()
 
@@ -192,26 +114,6 @@ class Runtime:
         with contextlib.suppress(Shutdown):
             self._served.wait(GRACE_S)
         return self._served.is_set()
-
-    def _open_inbound(self) -> Handlers:
-        handlers: Handlers = {}
-        for conn in self.inbound:
-            limit = message_limit(self.app, conn)
-            sock = open_inbound(self.context, conn, self.endpoints[conn.name], limit)
-            self.sockets.append(sock)
-            self.bound[conn.name] = _last_endpoint(sock)
-            if conn.kind == "replyer" and conn.concurrency > 1:
-                handle = self.dispatcher.replier(conn)
-                replyer = ConcurrentReplyer(
-                    self.context, sock, handle, conn.label, conn.concurrency
-                )
-                self.concurrent.append(replyer)
-            elif conn.kind == "replyer":
-                handlers[sock] = (True, self.dispatcher.replier(conn), conn.label)
-            else:
-                handlers[sock] = (False, self.dispatcher.receiver(conn), conn.label)
-            LOG.debug("%s on %s", conn.label, self.endpoints[conn.name].url)
-        return handlers
 
     def _serve(self, handlers: Handlers, min_wait: float) -> None:
         serving_mode = not self._main_mode  # read now: main mode's end clears the flag
@@ -226,94 +128,15 @@ class Runtime:
             self._run_signal_hook()
 
     def _serve_loop(self, handlers: Handlers, min_wait: float) -> None:
-        if self.concurrent:
-            serve(handlers, self.concurrent, self.stopping, POLL_MS, min_wait)
-        elif not handlers:
-            LOG.info("App %r has no in-connections: nothing to serve until stopped", self.app.name)
-            # zmq.Poller.poll() returns at once with no sockets: wait on the event instead.
-            while not self.stopping.wait(POLL_MS / 1000):
-                pass
-        elif len(handlers) == 1 and not min_wait:
-            self._serve_one(*next(iter(handlers.items())))
+        running = self.running
+        if len(handlers) == 1 and not running.pools and not min_wait:
+            serve_one(*next(iter(handlers.items())), running.stopping)
+        elif handlers or running.pools:
+            serve_polled(handlers, running.pools, running.stopping, min_wait)
         else:
-            self._serve_many(handlers, min_wait)
-
-    def _serve_one(self, sock: zmq.Socket[bytes], entry: Entry) -> None:
-        """One in-connection: a blocking recv bounded by RCVTIMEO needs no poller at all."""
-        replies, handle, label = entry
-        sock.setsockopt(zmq.RCVTIMEO, POLL_MS)
-        stopped, recv, send, again = self.stopping.is_set, sock.recv, sock.send, zmq.Again
-        more, rcvmore = sock.getsockopt, zmq.RCVMORE
-        while not stopped():
-            try:
-                frame = recv()
-            except again:
-                continue
-            if replies:
-                # A request is one frame; a multipart one never reaches the handler.
-                send(_refuse_multipart(sock, label) if more(rcvmore) else handle(frame))
-            else:
-                handle(frame)
-
-    def _serve_many(self, handlers: Handlers, min_wait: float) -> None:
-        """Several in-connections: one poller, and every ready socket drained per round."""
-        poller = zmq.Poller()
-        for sock in handlers:
-            poller.register(sock, zmq.POLLIN)
-        stopping, noblock, events, pollin = self.stopping, zmq.NOBLOCK, zmq.EVENTS, zmq.POLLIN
-        rcvmore = zmq.RCVMORE
-        while not stopping.is_set():
-            for sock, _ in poller.poll(POLL_MS):
-                replies, handle, label = handlers[sock]
-                taken = 0
-                # Checking EVENTS is far cheaper than letting recv(NOBLOCK) raise zmq.Again.
-                while taken < DRAIN_LIMIT and sock.getsockopt(events) & pollin:
-                    frame = sock.recv(noblock)
-                    if replies:
-                        if sock.getsockopt(rcvmore):
-                            sock.send(_refuse_multipart(sock, label))
-                        else:
-                            sock.send(handle(frame))
-                    else:
-                        handle(frame)
-                    taken += 1
-                    if stopping.is_set():
-                        return
-            if min_wait:
-                time.sleep(min_wait)
-
-    def stop(self) -> None:
-        """Ask the loop to stop after the message in hand; safe from any thread."""
-        self.stopping.set()
-
-    def close(self, busy: bool = False) -> None:
-        """Close sockets with a bounded linger and terminate the context.
-
-        `busy`: the serving thread is still inside a message (a handler waiting on a
-        requester with no timeout ...). Closing a socket under a thread blocked on it
-        crashes libzmq, so the context is terminated first, which makes its blocking calls
-        raise `zmq.ContextTerminated`; its sockets are closed once it has left them.
-        """
-        if self.authenticator is not None:  # first: its sockets live in the context too
-            stop_authenticator(self.authenticator)
-            self.authenticator = None
-        terminator: threading.Thread | None = None
-        if busy:
-            LOG.warning("the serving thread is still busy after %ss: interrupting it", GRACE_S)
-            terminator = threading.Thread(
-                target=self.context.term, name="zmqservice-term", daemon=True
+            LOG.info(
+                "App %r has no in-connections: nothing to serve until stopped", running.app.name
             )
-            terminator.start()
-            if not self._served.wait(TERM_WAIT_S):
-                LOG.error("the serving thread did not stop: leaving its sockets open")
-                return
-        for replyer in self.concurrent:
-            replyer.close()
-        for sock in self.sockets:
-            sock.close()
-        self.sockets.clear()
-        self.outbound.close()
-        if terminator is None:
-            self.context.term()
-        else:
-            terminator.join(TERM_WAIT_S)
+            # zmq.Poller.poll() returns at once with no sockets: wait on the event instead.
+            while not running.stopping.wait(WAKE_MS / 1000):
+                pass

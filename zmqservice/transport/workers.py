@@ -34,7 +34,9 @@ import attrs
 
 from ..config import build_config
 from ..errors import ConfigError, ZmqServiceError
+from . import signals
 from .addresses import Endpoint, resolve_addresses
+from .child import run_child
 
 __all__ = ["run_workers", "target_of"]
 
@@ -49,7 +51,6 @@ BACKOFF_S = (0.0, 0.5, 1.0, 2.0, 4.0)
 """Delay before a restart, by the number of quick crashes in a row so far."""
 DRAIN_S = 10.0
 """How long a stop waits for the workers to finish their message in hand, then kills."""
-PARENT_CHECK_S = 0.5
 
 
 def target_of(app: Any) -> str:
@@ -97,42 +98,6 @@ def _check(app: Any, endpoints: Mapping[str, Endpoint], workers: int, main: bool
     if not replyers:
         raise ConfigError(f"workers: App {app.name!r} has no replyer to serve")
     return replyers
-
-
-def _watch_parent(parent: int) -> None:
-    """A worker whose parent died (SIGKILL) stops itself as on SIGTERM."""
-    while os.getppid() == parent:
-        time.sleep(PARENT_CHECK_S)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _worker(
-    target: str,
-    addresses: Any,
-    config: Any,
-    extra_config: dict[str, Any] | None,
-    backends: dict[str, str],
-    min_wait: float,
-    logging_args: dict[str, Any] | None,
-    parent: int,
-) -> None:
-    """One worker: the app with each replyer connecting to its proxy's backend."""
-    os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the parent only, which drains us
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    from ..loading import load_target
-    from ..log import setup_logging
-    from .threaded import Runtime
-
-    if logging_args is not None:
-        setup_logging(**logging_args)
-    app = load_target(target)
-    cfg = build_config(app, config, os.environ, extra_config)
-    endpoints = resolve_addresses(app, addresses, cfg)
-    for name, url in backends.items():
-        endpoints[name] = attrs.evolve(endpoints[name], url=url, bind=False)
-    runtime = Runtime(app, cfg, endpoints)
-    app._started = True
-    runtime.run(main=False, min_wait=min_wait)
 
 
 @attrs.define
@@ -265,19 +230,24 @@ def run_workers(
         LOG.info("%s: draining %d workers", signal.Signals(signum).name, workers)
         stopping.set()
 
-    previous: dict[signal.Signals, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    restore = signals.install(on_signal)
     try:
         for name in names:
             proxies.append(Proxy("reqrep", endpoints[name].url, backends[name]))
         context: Any = multiprocessing.get_context("spawn")
-        args = (load_from, addresses, config, dict(extra_config or {}), backends, min_wait)
+        options = {
+            "extra_config": dict(extra_config or {}),
+            "min_wait": min_wait,
+            "logging_args": logging_args,
+            "connect_to": backends,
+            "parent": os.getpid(),
+        }
 
         def start(index: int) -> Any:
             process = context.Process(
-                target=_worker,
-                args=(*args, logging_args, os.getpid()),
+                target=run_child,
+                args=(load_from, addresses, config),
+                kwargs=options,
                 name=f"zmqservice-worker-{index}",
             )
             process.start()
@@ -306,7 +276,6 @@ def run_workers(
         for proxy in proxies:
             proxy.stop()
         shutil.rmtree(tmpdir, ignore_errors=True)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore()
     if supervisor.failed is not None:
         raise ZmqServiceError(supervisor.failed)
