@@ -1,5 +1,5 @@
 """The IO-free side of reliability: per-call request options, size limits, sequence numbers
-and error replies for anything a peer can send (``zmqservice/reliability.py``)."""
+and error replies for anything a peer can send (``connection.py``, ``stats.py``, ``inbound.py``)."""
 
 from __future__ import annotations
 

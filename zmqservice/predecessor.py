@@ -15,8 +15,9 @@ from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .app import App
+    from .connection import Connection
 
-__all__ = ["app_config", "is_predecessor_module", "register_module"]
+__all__ = ["app_config", "connection_model", "is_predecessor_module", "register_module"]
 
 HOOK_NAMES = {
     "main": "main",
@@ -150,3 +151,29 @@ def register_module(app: App, module: ModuleType) -> None:
         fn = getattr(module, attr, None)
         if callable(fn):
             app.add_hook(hook, fn)
+
+
+def connection_model(conn: Connection) -> dict[str, Any]:
+    """The predecessor-shaped connection model of `conn`, as `App.connection_models` shows it."""
+    model: dict[str, Any] = {
+        "connection_type": conn.kind,
+        "required_creation_arguments": {},
+        "optional_creation_arguments": {},
+        "required_arguments": dict(conn.args.required),
+        "optional_arguments": dict(conn.args.optional),
+    }
+    if conn.handler is not None:
+        model["required_creation_arguments"]["connection_function"] = conn.handler
+    if conn.target is not None:
+        model["required_creation_arguments"]["target"] = conn.target
+    creation = model["optional_creation_arguments"]
+    if conn.topic:
+        creation["topic"] = conn.topic
+    if conn.kind == "subscriber" and conn.bind:
+        creation["is_binder"] = True
+    if conn.kind == "publisher" and conn.xpub:
+        creation["is_x_pub"] = True
+    if conn.returns is not None:
+        model["required_return_arguments"] = dict(conn.returns.required)
+        model["optional_return_arguments"] = dict(conn.returns.optional)
+    return model

@@ -38,12 +38,11 @@ def run_app(
     extra_config: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     on_ready: Callable[[], Any] | None = None,
-    workers: int | None = None,
     connect_to: Mapping[str, str] | None = None,
 ) -> Any:
     """Validate config and addresses, open sockets, then serve or run main.
 
-    With `workers`, serve from that many worker processes instead (`workers`). With
+    `App.run(workers=N)` goes to `transport.workers.run_workers` instead. With
     `connect_to` (replyer name -> endpoint), those replyers connect there instead of binding
     their address: a worker's REP behind its supervisor's proxy.
 
@@ -53,22 +52,6 @@ def run_app(
     Raises:
         ConfigError: before any socket is opened, for bad config, addresses or targets.
     """
-    if workers is not None and is_async_app(app):
-        raise ConfigError(f"App {app.name!r} has async handlers: --workers is not supported yet")
-    if workers is not None:
-        from .workers import run_workers
-
-        return run_workers(
-            app,
-            addresses,
-            config,
-            workers=workers,
-            main=main,
-            min_wait=min_wait,
-            extra_config=extra_config,
-            environ=environ,
-            on_ready=None if on_ready is None else lambda _: on_ready(),
-        )
     if main and "main" not in app.hooks:
         raise ConfigError(f"App {app.name!r} has no @app.main to run in main mode")
     cfg = build_config(app, config, os.environ if environ is None else environ, extra_config)

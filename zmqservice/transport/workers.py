@@ -1,7 +1,7 @@
 """``--workers N``: N worker processes behind one ROUTER/DEALER proxy per replyer.
 
 The parent validates config and addresses, binds each replyer's real address with libzmq's
-proxy (`zmqservice.proxy.Proxy`, kind ``reqrep``) whose DEALER backend binds an ``ipc://``
+proxy (`zmqservice.transport.proxy.Proxy`, kind ``reqrep``) whose DEALER backend binds an ``ipc://``
 endpoint in a private temp dir, then starts N workers. Each worker runs the app with its
 replyers connecting (REP, ``bind=False``) to those backends, and the DEALER hands requests to
 them in turn. Workers are started with the ``spawn`` start method: a fresh interpreter that
@@ -34,6 +34,7 @@ import attrs
 
 from ..config import build_config
 from ..errors import ConfigError, ZmqServiceError
+from ..invoke import is_async_app
 from . import signals
 from .addresses import Endpoint, resolve_addresses
 from .child import run_child
@@ -215,6 +216,9 @@ def run_workers(
         ZmqServiceError: a worker kept crashing (see `MAX_QUICK`).
     """
     from .proxy import Proxy
+
+    if is_async_app(app):
+        raise ConfigError(f"App {app.name!r} has async handlers: --workers is not supported yet")
 
     cfg = build_config(app, config, os.environ if environ is None else environ, extra_config)
     endpoints = resolve_addresses(app, addresses, cfg)
