@@ -9,7 +9,7 @@ import pytest
 import zmq
 
 from zmqservice import RequestTimeout
-from zmqservice.transport.requesters import request_once
+from zmqservice.transport.requesters import AsyncRequesters, Requester, request_once
 
 from .conftest import WAIT_S, pack
 
@@ -47,3 +47,50 @@ def test_request_once_times_out_with_the_clis_message(
     silent.bind(ipc("silent"))
     with pytest.raises(RequestTimeout, match=r"^no reply from ipc://.*silent\.ipc within 0\.2s$"):
         request_once(ipc("silent"), pack({"args": None, "workflow_id": "W"}), 0.2)
+
+
+def _no_peer(zsock: Make, ipc: Callable[[str], str]) -> zmq.Socket[bytes]:
+    """A DEALER that has no pipe to queue a message on: with ZMQ_IMMEDIATE, a connection
+    that never completes (nobody binds here) gives it none, as a refused handshake does."""
+    sock = zsock(zmq.DEALER)
+    sock.setsockopt(zmq.IMMEDIATE, 1)
+    sock.connect(ipc("nobody"))
+    return sock
+
+
+def test_a_sync_try_ends_at_its_deadline_when_nothing_can_be_sent(
+    zsock: Make, ipc: Callable[[str], str]
+) -> None:
+    requester = Requester(_no_peer(zsock, ipc), "out.x (requester)")
+    result: list[bytes | None] = []
+    thread = threading.Thread(
+        target=lambda: result.append(requester.ask(b"frame", "W", 50)), daemon=True
+    )
+    thread.start()
+    thread.join(WAIT_S)
+    assert not thread.is_alive(), "the send blocked past the try's deadline"
+    assert result == [None]
+
+
+def test_an_async_try_ends_at_its_deadline_when_nothing_can_be_sent(
+    ipc: Callable[[str], str],
+) -> None:
+    import asyncio
+
+    import zmq.asyncio
+
+    async def ask() -> bytes | None:
+        context = zmq.asyncio.Context()
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        sock.connect(ipc("nobody"))
+        try:
+            return await asyncio.wait_for(
+                AsyncRequesters.ask(sock, b"frame", "W", 50, "out.x (requester)"), WAIT_S
+            )
+        finally:
+            sock.close(linger=0)
+            context.term()
+
+    assert asyncio.run(ask()) is None

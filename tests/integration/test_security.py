@@ -123,6 +123,44 @@ def test_a_zmqservice_client_without_curve_gets_nothing(runner: Runner, keys: Pa
     assert calls.snapshot() == []
 
 
+@pytest.mark.parametrize("transport", ["ipc", "tcp"])
+def test_a_refused_handshake_never_blocks_a_requester_past_its_timeout(
+    runner: Runner,
+    keys: Path,
+    tmp_path: Path,
+    transport: str,
+    zsock: Callable[[int], zmq.Socket[bytes]],
+) -> None:
+    """A refused handshake is a protocol error: libzmq drops the connection, and a request
+    sent after that finds no peer to queue for. The try must still end at its deadline (it
+    blocked in send for ever: docs/security.md's example hung under load)."""
+    from zmq.utils.monitor import recv_monitor_message
+
+    from zmqservice.transport.requesters import Requester
+
+    address = f"ipc://{tmp_path}/vault.ipc" if transport == "ipc" else LOOPBACK
+    server = runner.serve(
+        echo_app(Inbox()), {"in": {"echo": {"replyer": address, "curve": server_curve(keys)}}}
+    )
+    sock = zsock(zmq.DEALER)  # what a plain requester opens
+    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+    sock.connect(server.endpoints["echo"])
+    assert monitor.poll(int(WAIT_S * 1000)), "the handshake should be refused"
+    assert recv_monitor_message(monitor)["event"] == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    sock.disable_monitor()
+    monitor.close(linger=0)
+
+    result: list[bytes | None] = []
+    requester = Requester(sock, "out.echo (requester)")
+    thread = threading.Thread(
+        target=lambda: result.append(requester.ask(pack({"args": 1}), "W", 50)), daemon=True
+    )
+    thread.start()
+    thread.join(WAIT_S)
+    assert not thread.is_alive(), "the send blocked past the try's deadline"
+    assert result == [None]
+
+
 def test_a_raw_client_without_curve_gets_nothing(
     runner: Runner, keys: Path, zsock: Callable[[int], zmq.Socket[bytes]]
 ) -> None:

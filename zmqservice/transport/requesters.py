@@ -50,7 +50,7 @@ __all__ = [
 LOG = logging.getLogger("zmqservice.sockets")
 """The sync requesters' lines (they lived in `sockets` before)."""
 ASYNC_LOG = logging.getLogger("zmqservice.aio")
-_MORE = zmq.SNDMORE
+_MORE_NOW = zmq.SNDMORE | zmq.NOBLOCK
 
 # -- the shared core: deadline and reply check ----------------------------------------------
 
@@ -120,8 +120,12 @@ class Requester:
             sock.setsockopt(zmq.RCVTIMEO, slice_ms)
             self.timeout_ms = slice_ms
         started = time.monotonic()
-        sock.send(b"", _MORE)
-        sock.send(frame)
+        try:
+            sock.send(b"", _MORE_NOW)
+        except zmq.Again:  # no peer to queue for yet: wait for one, within the try
+            if not self._send_when_writable(started, timeout_ms):
+                return None
+        sock.send(frame)  # the rest of a message follows its first frame: never blocks
         while True:
             try:
                 delimiter = sock.recv()
@@ -143,6 +147,24 @@ class Requester:
             _discarded(LOG, self.label)
             if not self._wait_more(started, timeout_ms):
                 return None
+
+    def _send_when_writable(self, started: float, timeout_ms: int) -> bool:
+        """Send the delimiter once a peer can take it; False when the try is over first.
+
+        A DEALER has nowhere to queue a message while its connection is not up, or after a
+        refused handshake dropped it: a plain send would block past any timeout.
+        """
+        sock = self.sock
+        while True:
+            left = left_ms(started, timeout_ms)
+            if left is not None and left <= 0:
+                return False
+            sock.poll(WAKE_MS if left is None else min(left, WAKE_MS), zmq.POLLOUT)
+            try:
+                sock.send(b"", _MORE_NOW)
+                return True
+            except zmq.Again:
+                continue
 
     def _wait_more(self, started: float, timeout_ms: int) -> bool:
         """Whether the try begun at `started` has time left; if so, slice what is left."""
@@ -301,7 +323,7 @@ class AsyncRequesters:
         async with lock:
             for _ in range(retries + 1):
                 sock = self._sockets.get(conn.name) or self._open(conn)
-                reply = await self._ask(sock, frame, workflow_id, timeout_ms, conn.label)
+                reply = await self.ask(sock, frame, workflow_id, timeout_ms, conn.label)
                 if reply is not None:
                     return reply
                 self._discard(conn.name)  # with the request, if it is still queued
@@ -319,13 +341,22 @@ class AsyncRequesters:
             sock.close(linger=0)
 
     @staticmethod
-    async def _ask(
+    async def ask(
         sock: zmq.asyncio.Socket, frame: bytes, workflow_id: str, timeout_ms: int, label: str
     ) -> bytes | None:
         import asyncio
 
         started = time.monotonic()
-        await sock.send_multipart([b"", frame])
+        try:
+            await sock.send_multipart([b"", frame], flags=zmq.NOBLOCK)
+        except zmq.Again:  # no peer to queue for yet: wait for one, within the try
+            left = left_ms(started, timeout_ms)
+            try:
+                await asyncio.wait_for(
+                    sock.send_multipart([b"", frame]), None if left is None else left / 1000
+                )
+            except asyncio.TimeoutError:
+                return None
         while True:
             left = left_ms(started, timeout_ms)
             if left is not None and left <= 0:
