@@ -1,4 +1,4 @@
-"""`requesters.request_once`, behind ``zmqservice call`` and ``describe``, over real sockets."""
+"""`oneshot.request_once`, behind ``zmqservice call`` and ``describe``, over real sockets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import zmq
 
 from zmqservice import RequestTimeout
-from zmqservice.transport.requesters import AsyncRequesters, Requester, request_once
+from zmqservice.transport.oneshot import request_once
+from zmqservice.transport.requesters import AsyncRequesters, Requester
 
 from .conftest import WAIT_S, pack
 

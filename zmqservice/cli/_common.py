@@ -78,7 +78,7 @@ def workflow_id(given: str | None) -> str:
 
 def request(url: str, frame: bytes, timeout: float, what: str) -> bytes:
     from ..errors import RequestTimeout
-    from ..transport.requesters import request_once
+    from ..transport.oneshot import request_once
 
     try:
         return request_once(url, frame, timeout)

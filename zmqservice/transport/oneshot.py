@@ -1,8 +1,8 @@
-"""The one-shot sockets behind ``zmqservice publish / listen``.
+"""The one-shot sockets behind ``zmqservice call / describe / publish / listen``.
 
 Each function owns a private `zmq.Context` for its lifetime and destroys it on the way
 out; every wait is bounded by a timeout or a stop callback polled every `WAKE_MS`.
-``call`` and ``describe`` send with `requesters.request_once`.
+``call`` and ``describe`` send through the requesters' Lazy Pirate core (one try).
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterator
 import zmq
 
 from .. import codec
+from ..errors import RequestTimeout
+from .requesters import Requester, to_ms
 from .sockets import WAKE_MS
 
-__all__ = ["listen", "publish"]
+__all__ = ["listen", "publish", "request_once"]
 
 
 def publish(endpoint: str, frame: bytes, timeout: float) -> None:
@@ -88,5 +90,26 @@ def listen(
                 wait = min(wait, int(left * 1000) + 1)
             if sock.poll(wait, zmq.POLLIN):
                 yield sock.recv()
+    finally:
+        context.destroy(linger=0)
+
+
+def request_once(endpoint: str, frame: bytes, timeout: float, workflow_id: str = "") -> bytes:
+    """Send one request frame to `endpoint` and return the reply frame.
+
+    A DEALER speaking REQ's framing on a context of its own, destroyed on the way out.
+
+    Raises:
+        RequestTimeout: no reply within `timeout` seconds.
+    """
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(endpoint)
+        reply = Requester(sock, endpoint).ask(frame, workflow_id, to_ms(timeout))
+        if reply is None:
+            raise RequestTimeout(f"no reply from {endpoint} within {timeout:g}s")
+        return reply
     finally:
         context.destroy(linger=0)

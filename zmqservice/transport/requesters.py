@@ -9,7 +9,7 @@ fresh one (the ZeroMQ guide's Lazy Pirate client). Three drivers share this:
 - `SocketOutbound`: ``to_send`` in the threaded runtime and in sync handlers, a DEALER per
   requester per thread, waiting in `WAKE_MS` slices so signals are handled;
 - `AsyncRequesters`: ``await to_send(...)`` on the asyncio runtime;
-- `request_once`: ``zmqservice call`` / ``describe``, one request on a private context.
+- `oneshot.request_once`: ``zmqservice call`` / ``describe``, one try on a private context.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ __all__ = [
     "SocketOutbound",
     "answers",
     "left_ms",
-    "request_once",
     "timed_out",
     "to_ms",
     "unwrap",
@@ -376,27 +375,3 @@ class AsyncRequesters:
         """Close every requester socket (linger 0: a request nobody waits for is dropped)."""
         for name in list(self._sockets):
             self._discard(name)
-
-
-# -- one request, for the command line ------------------------------------------------------
-
-
-def request_once(endpoint: str, frame: bytes, timeout: float, workflow_id: str = "") -> bytes:
-    """Send one request frame to `endpoint` and return the reply frame.
-
-    A DEALER speaking REQ's framing on a context of its own, destroyed on the way out.
-
-    Raises:
-        RequestTimeout: no reply within `timeout` seconds.
-    """
-    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    try:
-        sock = context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(endpoint)
-        reply = Requester(sock, endpoint).ask(frame, workflow_id, to_ms(timeout))
-        if reply is None:
-            raise RequestTimeout(f"no reply from {endpoint} within {timeout:g}s")
-        return reply
-    finally:
-        context.destroy(linger=0)

@@ -1,0 +1,1 @@
+"""Unit tests of zmqservice.transport: what owns sockets, tested piece by piece."""
