@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
+import weakref
 from contextvars import ContextVar
 from pathlib import Path
 
@@ -32,6 +33,8 @@ class WorkflowIdFilter(logging.Filter):
 
 
 _FILTER = WorkflowIdFilter()
+_INSTALLED: weakref.WeakSet[logging.Handler] = weakref.WeakSet()
+"""The handlers `setup_logging` installed, which a later call replaces."""
 
 
 def get_logger(name: str | None = None) -> logging.Logger:
@@ -79,7 +82,7 @@ def setup_logging(
     console_level = _level(console_loglevel)
     file_level = _level(file_loglevel)
     logger = get_logger()
-    for handler in [h for h in logger.handlers if getattr(h, "_zmqservice", False)]:
+    for handler in [h for h in logger.handlers if h in _INSTALLED]:
         logger.removeHandler(handler)
         handler.close()
 
@@ -108,6 +111,6 @@ def setup_logging(
         handlers.append(rotating)
     for handler in handlers:
         handler.addFilter(_FILTER)
-        handler._zmqservice = True  # type: ignore[attr-defined]
+        _INSTALLED.add(handler)
         logger.addHandler(handler)
     logger.setLevel(min(h.level for h in handlers))
