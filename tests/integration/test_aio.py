@@ -112,15 +112,17 @@ def test_mixed_app_sync_subscriber_and_async_replyer(
 ) -> None:
     app = App("aiomixed")
     inbox = Inbox()
-    threads: list[str] = []
+    threads: list[threading.Thread] = []
+    loop_threads: list[threading.Thread] = []
 
     @app.subscriber("ticks", args={"n": int}, topic="t", bind=True)
     def ticks(args):
-        threads.append(threading.current_thread().name)
+        threads.append(threading.current_thread())
         inbox.add(args["n"])
 
     @app.replyer("count", args=None, returns=None)
     async def count(args):
+        loop_threads.append(threading.current_thread())  # the event loop's own thread
         return len(inbox.snapshot())
 
     runner.serve(app, {"in": {"ticks": {"subscriber": LOCAL}, "count": {"replyer": LOCAL}}})
@@ -132,7 +134,8 @@ def test_mixed_app_sync_subscriber_and_async_replyer(
     req = zsock(zmq.REQ)
     req.connect(app.endpoints["count"])
     assert request(req, None)["return_args"] >= 1
-    assert threading.main_thread().name not in threads  # sync handlers run off the loop
+    assert threads and loop_threads
+    assert not set(threads) & set(loop_threads)  # sync handlers run off the loop's thread
 
 
 def test_async_main_in_main_mode(runner: Runner) -> None:
