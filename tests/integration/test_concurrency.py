@@ -38,7 +38,13 @@ class Gauge:
             self.now -= 1
 
 
-def sleeper_app(concurrency: int, delay: float, gauge: Gauge | None = None) -> App:
+def sleeper_app(
+    concurrency: int,
+    delay: float,
+    gauge: Gauge | None = None,
+    barrier: threading.Barrier | None = None,
+) -> App:
+    """`echo` sleeps `delay`; with a `barrier`, each handler first waits for all the others."""
     app = App("sleeper")
     seen = gauge or Gauge()
 
@@ -52,6 +58,8 @@ def sleeper_app(concurrency: int, delay: float, gauge: Gauge | None = None) -> A
     def echo(args: dict[str, int]) -> dict[str, int]:
         seen.enter()
         try:
+            if barrier is not None:
+                barrier.wait()  # raises BrokenBarrierError unless all parties get here
             time.sleep(delay)
             if args["value"] < 0:
                 raise RuntimeError(f"negative: {args['value']}")
@@ -83,25 +91,25 @@ def request_all(zsock: Make, endpoint: str, values: list[int]) -> list[Any]:
 
 
 def test_sixteen_requests_overlap_with_concurrency_16(runner: Runner, zsock: Make) -> None:
+    """All 16 handlers must be inside at once to pass the barrier: served one after the
+    other, the first would wait for the rest until the barrier's timeout broke it."""
     gauge = Gauge()
-    app = runner.serve(sleeper_app(16, 0.1, gauge))
-    started = time.monotonic()
+    barrier = threading.Barrier(16, timeout=WAIT_S)
+    app = runner.serve(sleeper_app(16, 0.0, gauge, barrier))
     replies = request_all(zsock, app.endpoints["echo"], list(range(16)))
-    elapsed = time.monotonic() - started
-    assert elapsed < 1.0, elapsed  # 16 x 100 ms in sequence would be 1.6 s
+    assert [r.get("error") for r in replies] == [None] * 16
     assert [r["return_args"]["value"] for r in replies] == list(range(16))
     assert [r["workflow_id"] for r in replies] == [f"wf-{i}" for i in range(16)]
-    assert gauge.most > 1
+    assert gauge.most == 16
 
 
 def test_concurrency_1_serves_one_at_a_time(runner: Runner, zsock: Make) -> None:
     gauge = Gauge()
-    app = runner.serve(sleeper_app(1, 0.1, gauge))
-    started = time.monotonic()
+    app = runner.serve(sleeper_app(1, 0.01, gauge))
     replies = request_all(zsock, app.endpoints["echo"], list(range(16)))
-    assert time.monotonic() - started >= 1.5
     assert [r["return_args"]["value"] for r in replies] == list(range(16))
     assert gauge.most == 1
+    assert gauge.started == 16
 
 
 def test_at_most_k_requests_in_flight(runner: Runner, zsock: Make) -> None:

@@ -340,6 +340,9 @@ def test_high_water_marks_are_set_on_both_sides(runner: Runner, ipc: Callable[[s
     assert sub_sock.getsockopt(zmq.RCVHWM) == 45
 
 
+SENTINEL = -(10**6)
+
+
 def test_a_slow_subscriber_never_blocks_the_publisher_and_counts_what_it_missed(
     runner: Runner, ipc: Callable[[str], str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -371,10 +374,14 @@ def test_a_slow_subscriber_never_blocks_the_publisher_and_counts_what_it_missed(
         for n in range(count):
             publisher.send("ticks", {"n": n, "pad": pad})
         publishing = time.monotonic() - started
-        heard = -1
-        while heard != len(got):  # until it has drained what was queued for it
-            heard = len(got)
-            time.sleep(0.2)
+        # Sentinels behind everything queued, a new one until the newest gets through:
+        # then the subscriber has drained its queue and nothing else is in flight.
+        sentinels, deadline = 0, time.monotonic() + 60
+        while not sentinels or SENTINEL - sentinels not in got:
+            assert time.monotonic() < deadline, "the subscriber never drained its queue"
+            sentinels += 1
+            publisher.send("ticks", {"n": SENTINEL - sentinels})
+            wait_for(lambda n=SENTINEL - sentinels: n in got, timeout=0.2)
 
     stats = subscriber.stats["ticks"]
     print(
@@ -386,7 +393,9 @@ def test_a_slow_subscriber_never_blocks_the_publisher_and_counts_what_it_missed(
     assert any("missed" in record.getMessage() for record in caplog.records)
 
     # Exact accounting: from the first message heard on, each one is heard or counted missed.
-    def seq(n: int) -> int:  # probes are numbered 1..probes, then the burst
+    def seq(n: int) -> int:  # probes are numbered 1..probes, then the burst, then sentinels
+        if n <= SENTINEL:
+            return probes + count + (SENTINEL - n)
         return -n if n < 0 else probes + 1 + n
 
     assert len(got) + stats.missed == seq(got[-1]) - seq(got[0]) + 1
