@@ -241,6 +241,11 @@ def run_block(block: Block, folder: Path) -> None:
         path = folder / marker.file
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(code, encoding="utf-8")
+        if python:  # every Python file a page shows compiles, even one no block imports
+            try:
+                compile(code, str(path), "exec")
+            except SyntaxError as exc:
+                pytest.fail(f"{block.where}: {marker.file} does not compile: {exc}", False)
         if marker.pytest or (python and path.name.startswith("test_")):
             pytest_run = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"]
             check([sys.executable, *pytest_run, marker.file], folder, block)
@@ -312,6 +317,14 @@ def test_parse_reads_markers_setup_and_indented_blocks() -> None:
 
 def test_parse_reads_a_skip_and_its_reason() -> None:
     assert parse("page.md", PAGE)[-1].marker == Marker(skip="a signature, not code")
+
+
+def test_a_python_file_block_that_does_not_compile_fails(tmp_path: Path) -> None:
+    """A file= block nothing imports is still checked: docs/deploy.md's orders.py was not."""
+    page = "<!-- test: file=orders.py -->\n```python\ndef broken(:\n```\n"
+    (block,) = parse("page.md", page)
+    with pytest.raises(pytest.fail.Exception, match=r"orders\.py does not compile"):
+        run_block(block, tmp_path)
 
 
 @pytest.mark.parametrize(
