@@ -17,7 +17,7 @@ import zmq
 
 from zmqservice import App, get_logger
 
-from .conftest import Inbox, Runner, pack, wait_for
+from .conftest import WAIT_S, Inbox, Runner, pack, wait_for
 
 
 def until_subscribed(publisher: App, name: str, inbox: Inbox, **extra: Any) -> None:
@@ -92,7 +92,11 @@ def test_requester_inside_a_handler_chains_services(runner: Runner, ipc: Any) ->
     back = runner.serve(adder_app(ipc("back")))
     front = App("front")
     front.requester(
-        "add", args={"a": int, "b": int}, returns={"sum": int}, address=back.endpoints["add"]
+        "add",
+        args={"a": int, "b": int},
+        returns={"sum": int},
+        address=back.endpoints["add"],
+        timeout=WAIT_S,
     )
 
     @front.replyer(
@@ -296,7 +300,9 @@ def test_decimal_uuid_set_datetime_cross_the_wire(runner: Runner, ipc: Any) -> N
 
     runner.serve(server)
     client = App("client")
-    client.requester("pay", args=Payment, returns=Payment, address=server.endpoints["pay"])
+    client.requester(
+        "pay", args=Payment, returns=Payment, address=server.endpoints["pay"], timeout=WAIT_S
+    )
     runner.serve(client)
     uid = uuid4()
     at = dt.datetime(2024, 5, 17, 12, 30, 15, 250000, tzinfo=dt.timezone.utc)
