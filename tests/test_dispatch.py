@@ -310,11 +310,12 @@ def test_root_sender_numbers_calls_from_many_threads_without_duplicates() -> Non
         for _ in range(200):
             send("exchange", {"order_id": "A1"})
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads)
     ids = outbound.workflow_ids()
     assert len(ids) == 800
     assert len(set(ids)) == 800

@@ -459,11 +459,12 @@ def test_numbers_go_out_in_order_when_eight_threads_publish() -> None:
         for n in range(500):
             dispatcher.root_sender("ticks", n)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(10)
+    assert not any(thread.is_alive() for thread in threads)
 
     assert [e["seq"] for e in published(dispatcher)] == list(range(1, 4001))
 

@@ -146,6 +146,7 @@ def test_stop_delivers_requests_in_flight(zsock: Make) -> None:
         assert wait_for(lambda: gauge.started == 4)
         app.stop()
         caller.join(WAIT_S)
+        assert not caller.is_alive()
         assert [r["return_args"]["value"] for r in replies] == [1, 2, 3, 4]
     finally:
         app.stop()
@@ -262,4 +263,5 @@ def test_sigterm_delivers_requests_in_flight(
         assert child.wait() == 0, child.stderr()
     finally:
         caller.join(WAIT_S)
+    assert not caller.is_alive()
     assert [r["return_args"]["value"] for r in replies] == [1, 2, 3]

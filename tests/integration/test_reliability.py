@@ -110,7 +110,7 @@ def test_a_retry_after_a_lost_request_is_answered(
     router.bind(endpoint)
     client = runner.serve(client_app(endpoint, timeout=0.2, retries=2))
     result: list[Any] = []
-    caller = threading.Thread(target=lambda: result.append(client.send("echo", "x")))
+    caller = threading.Thread(target=lambda: result.append(client.send("echo", "x")), daemon=True)
     caller.start()
 
     first = router.recv_multipart() if router.poll(int(WAIT_S * 1000)) else None
@@ -120,6 +120,7 @@ def test_a_retry_after_a_lost_request_is_answered(
     envelope = unpack(second[2])
     router.send_multipart([second[0], b"", pack({"return_args": "y", **envelope})])
     caller.join(WAIT_S)
+    assert not caller.is_alive()
 
     assert result == ["y"]
     assert unpack(first[2])["workflow_id"] == envelope["workflow_id"]  # the same request
@@ -153,7 +154,9 @@ def test_a_reply_for_another_request_is_discarded_and_the_wait_goes_on(
     endpoint = router_peer.getsockopt(zmq.LAST_ENDPOINT).decode()  # type: ignore[union-attr]
     client = runner.serve(client_app(endpoint, timeout=timeout))
     result: list[Any] = []
-    caller = threading.Thread(target=lambda: result.append(client.send("echo", "mine")))
+    caller = threading.Thread(
+        target=lambda: result.append(client.send("echo", "mine")), daemon=True
+    )
     caller.start()
 
     answer(
@@ -163,6 +166,7 @@ def test_a_reply_for_another_request_is_discarded_and_the_wait_goes_on(
         lambda e: {"return_args": e["args"], "workflow_id": e["workflow_id"]},
     )
     caller.join(WAIT_S)
+    assert not caller.is_alive()
 
     assert result == ["mine"]
 
@@ -180,10 +184,11 @@ def test_only_wrong_replies_end_in_request_timeout(
         except RequestTimeout as exc:
             errors.append(exc)
 
-    caller = threading.Thread(target=call)
+    caller = threading.Thread(target=call, daemon=True)
     caller.start()
     answer(router_peer, lambda e: {"return_args": "stale", "workflow_id": "other_1"})
     caller.join(WAIT_S)
+    assert not caller.is_alive()
 
     assert len(errors) == 1
 
@@ -202,7 +207,7 @@ def test_an_error_reply_without_a_workflow_id_is_taken(
         except RemoteError as exc:
             errors.append(exc)
 
-    caller = threading.Thread(target=call)
+    caller = threading.Thread(target=call, daemon=True)
     caller.start()
     answer(
         router_peer,
@@ -213,6 +218,7 @@ def test_an_error_reply_without_a_workflow_id_is_taken(
         },
     )
     caller.join(WAIT_S)
+    assert not caller.is_alive()
 
     assert [(e.type, e.message) for e in errors] == [("DecodeError", "too big")]
 
@@ -255,11 +261,12 @@ def test_one_requester_from_eight_threads_matches_every_reply(runner: Runner) ->
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+    threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(WAIT_S * 3)
+    assert not any(thread.is_alive() for thread in threads)
 
     assert errors == []
     assert results == {w: [{"worker": w, "i": i} for i in range(200)] for w in range(8)}
@@ -275,9 +282,10 @@ def test_sockets_of_ended_threads_are_closed(runner: Runner) -> None:
 
     def churn(n: int) -> None:
         for _ in range(n):
-            thread = threading.Thread(target=one_call)
+            thread = threading.Thread(target=one_call, daemon=True)
             thread.start()
             thread.join(WAIT_S)
+            assert not thread.is_alive()
 
     churn(20)
     before = open_fds()

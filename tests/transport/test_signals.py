@@ -31,9 +31,10 @@ def test_install_routes_both_signals_and_restore_puts_back_what_was_there() -> N
 def test_install_outside_the_main_thread_leaves_handlers_alone() -> None:
     before = {sig: signal.getsignal(sig) for sig in signals.SIGNALS}
     restores = []
-    thread = threading.Thread(target=lambda: restores.append(signals.install(print)))
+    thread = threading.Thread(target=lambda: restores.append(signals.install(print)), daemon=True)
     thread.start()
-    thread.join()
+    thread.join(10)
+    assert not thread.is_alive()
     assert {sig: signal.getsignal(sig) for sig in signals.SIGNALS} == before
     restores[0]()  # a no-op
     assert {sig: signal.getsignal(sig) for sig in signals.SIGNALS} == before
