@@ -36,6 +36,7 @@ from zmqservice import App
 from zmqservice.dispatch import Dispatcher
 from zmqservice.log import WORKFLOW_ID
 from zmqservice.sending import call_target
+from zmqservice.transport.proxy import Proxy
 
 from .conftest import WAIT_S, Child, Runner, Spawner, wait_for
 
@@ -487,41 +488,9 @@ def test_publish_with_nobody_there_exits_1(spawn: Spawner) -> None:
     )
 
 
-class Proxy:
-    """A pub/sub forwarder: XSUB frontend for publishers, XPUB backend for subscribers."""
-
-    def __init__(self) -> None:
-        self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self.front = self.context.socket(zmq.XSUB)
-        self.back = self.context.socket(zmq.XPUB)
-        for sock in (self.front, self.back):
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.bind(LOCAL)
-        self.frontend = self.front.getsockopt(zmq.LAST_ENDPOINT).decode()  # type: ignore[union-attr]
-        self.backend = self.back.getsockopt(zmq.LAST_ENDPOINT).decode()  # type: ignore[union-attr]
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._forward, daemon=True)
-        self.thread.start()
-
-    def _forward(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self.front, zmq.POLLIN)
-        poller.register(self.back, zmq.POLLIN)
-        while not self.stopping.is_set():
-            for sock, _ in poller.poll(50):
-                other = self.back if sock is self.front else self.front
-                other.send_multipart(sock.recv_multipart())
-        self.front.close()
-        self.back.close()
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.thread.join(WAIT_S)
-        self.context.term()
-
-
 def test_publish_through_a_proxy(runner: Runner, spawn: Spawner) -> None:
-    proxy = Proxy()
+    proxy = Proxy("pubsub", LOCAL, LOCAL)  # the product's own forwarder
+    proxy.start()
     try:
         app, got = subscriber_app(topic="BTC", bind=False)
         runner.serve(app, {"in": {"prices": {"subscriber": proxy.backend}}})
@@ -531,7 +500,7 @@ def test_publish_through_a_proxy(runner: Runner, spawn: Spawner) -> None:
         assert wait_for(lambda: got)
         assert got[0][0] == {"symbol": "BTC", "price": Decimal("7")}
     finally:
-        proxy.close()  # the subscriber reconnects quietly until the runner stops it
+        assert proxy.stop()  # the subscriber reconnects quietly until the runner stops it
 
 
 # -- listen -------------------------------------------------------------------------------------
