@@ -214,11 +214,14 @@ def test_proxy_on_a_busy_port_exits_2_with_one_line(spawn: Spawner) -> None:
 
 def test_proxy_object_binds_at_once_and_stops_in_bounded_time() -> None:
     proxy = Proxy("pubsub", LOCAL, LOCAL)
-    assert not proxy.frontend.endswith(":0")
-    assert proxy.summary.startswith(f"pubsub proxy: frontend {proxy.frontend} (XSUB")
-    proxy.start()
-    assert proxy.running
-    assert proxy.stop(timeout=5.0)
+    try:
+        assert not proxy.frontend.endswith(":0")
+        assert proxy.summary.startswith(f"pubsub proxy: frontend {proxy.frontend} (XSUB")
+        proxy.start()
+        assert proxy.running
+    finally:
+        stopped = proxy.stop(timeout=5.0)
+    assert stopped
     assert not proxy.running
     assert proxy.error is None
 
