@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 import pytest
 
-from zmqservice import App, Connection
+from zmqservice import App, Connection, ValidationError
 from zmqservice.testing import TestClient
 
 
@@ -446,3 +446,22 @@ def test_import_string_without_colon_walks_nested_attributes() -> None:
 
     found = import_string("json.decoder.JSONDecoder.decode")
     assert found is json.decoder.JSONDecoder.decode
+
+
+def test_a_shorthand_can_be_the_whole_model() -> None:
+    """docs/decorators.md: ``args=[int]`` takes a list of ints, ``args={str: int}`` a map."""
+    app = App("shapes")
+
+    @app.replyer("total", args=[int], returns={"sum": int})
+    def total(args: list[int]) -> dict[str, int]:
+        return {"sum": sum(args)}
+
+    @app.replyer("keys", args={str: int}, returns=[str])
+    def keys(args: dict[str, int]) -> list[str]:
+        return sorted(args)
+
+    client = app.test_client()
+    assert client.request("total", [1, 2, 3]) == {"sum": 6}
+    assert client.request("keys", {"b": 1, "a": 2}) == ["a", "b"]
+    with pytest.raises(ValidationError, match=r"expected int, got str @ \$\[1\]"):
+        client.request("total", [1, "2"])
