@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zmq
 
-from .conftest import Spawner, wait_for
+from .conftest import WAIT_S, Spawner, pack, unpack, wait_for
 
 SERVICE = """
     from pathlib import Path
@@ -47,6 +48,21 @@ CONNECTIONS = {
 }
 
 
+def cpu_fraction(pid: int, seconds: float) -> float:
+    """The share of one core `pid` used over the next `seconds`."""
+    before, started = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - before) / (time.monotonic() - started)
+
+
+def round_trip(zsock: Callable[[int], zmq.Socket[bytes]], endpoint: str) -> bool:
+    """One request to the child's replyer, answered within `WAIT_S`."""
+    sock = zsock(zmq.REQ)
+    sock.connect(endpoint)
+    sock.send(pack({"args": 1, "workflow_id": "w"}))
+    return bool(sock.poll(int(WAIT_S * 1000))) and unpack(sock.recv())["return_args"] == 1
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of `pid` from /proc (fields 14 and 15 of stat)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
@@ -62,6 +78,7 @@ def test_idle_service_uses_little_cpu(
     write: Callable[[str, Any], Path],
     tmp_path: Path,
     ipc: Callable[[str], str],
+    zsock: Callable[[int], zmq.Socket[bytes]],
     kind: str,
 ) -> None:
     connections = CONNECTIONS[kind]
@@ -84,12 +101,12 @@ def test_idle_service_uses_little_cpu(
     )
     assert wait_for(lambda: ready.exists() or child.proc.poll() is not None), child.stderr()
     assert child.proc.poll() is None, child.stderr()
-    time.sleep(0.3)  # let startup work settle
+    if "echo" in connections:  # the serving loop is up once it has answered a request
+        assert round_trip(zsock, addresses["in"]["echo"]["replyer"]), child.stderr()
 
-    before, started = cpu_seconds(child.pid), time.monotonic()
-    time.sleep(1.0)
-    used, elapsed = cpu_seconds(child.pid) - before, time.monotonic() - started
-
-    assert used < 0.1 * elapsed, f"{kind}: {used:.3f}s CPU in {elapsed:.2f}s idle"
+    # The least CPU of several windows: a window that catches leftover start-up work (or a
+    # neighbour's load on this machine) cannot fail the test; a busy loop shows in all.
+    windows = [cpu_fraction(child.pid, 0.4) for _ in range(4)]
+    assert min(windows) < 0.1, f"{kind}: CPU fraction per 0.4 s window {windows}"
     child.proc.terminate()
     assert child.wait() == 0, child.stderr()
