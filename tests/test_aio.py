@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from zmqservice import App, RemoteError
+from zmqservice import App, RemoteError, ValidationError
 from zmqservice.invoke import is_async_app
 from zmqservice.sending import AsyncToSend, ToSend
 
@@ -51,7 +51,9 @@ def test_async_replyer_awaits_to_send_and_replies() -> None:
 
 def test_async_replyer_validates_its_args() -> None:
     client = make_app().test_client()
-    with pytest.raises(Exception, match="symbol"):
+    with pytest.raises(
+        ValidationError, match=r"in\.quote \(replyer\) args: expected str, got int @ \$\.symbol"
+    ):
         client.request("quote", {"symbol": 5})
 
 
