@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float = WAIT_S, step: float 
         if time.monotonic() >= deadline:
             return False
         time.sleep(step)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now, for peers that cannot bind port 0 and say
+    which port they got (the predecessor; a ``--workers`` parent's proxy). It is free only
+    until someone binds it: prefer ``tcp://127.0.0.1:0`` and ``ipc://`` where they work."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def recv_frame(sock: zmq.Socket[bytes], timeout: float = WAIT_S) -> bytes:

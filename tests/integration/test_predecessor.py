@@ -62,6 +62,8 @@ from zmqservice import (
 )
 from zmqservice.loading import load_target
 
+from .conftest import free_port
+
 SERVICES = Path(__file__).with_name("predecessor_services")
 WAIT_S = 15.0
 """Bound on anything that should take well under a second (children start in ~0.5s)."""
@@ -99,13 +101,6 @@ def tick(n: int) -> dict[str, Any]:
         "ident": UUID(int=1000 + n),
         "flags": {"live", f"n{n}"},
     }
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (sf cannot bind port 0 and report it back)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def records(out_dir: Path, tag: str) -> list[Any]:

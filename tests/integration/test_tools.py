@@ -38,7 +38,7 @@ from zmqservice.log import WORKFLOW_ID
 from zmqservice.sending import call_target
 from zmqservice.transport.proxy import Proxy
 
-from .conftest import WAIT_S, Child, Runner, Spawner, wait_for
+from .conftest import WAIT_S, Child, Runner, Spawner, free_port, wait_for
 
 Write = Callable[[str, Any], Path]
 LOCAL = "tcp://127.0.0.1:0"
@@ -344,13 +344,6 @@ def test_call_usage_errors_exit_2(spawn: Spawner, argv: list[str], message: str)
     assert one_line_error(child).startswith(message)
 
 
-def free_port() -> int:
-    """A port nobody listens on right now (the predecessor cannot bind port 0 and say so)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def sf_echo(tmp_path: Path) -> Iterator[str]:
     """The predecessor's own runtime serving ``sf_echo.py``; yields its host:port."""
@@ -478,8 +471,8 @@ def test_publish_with_no_matching_subscriber_exits_1(runner: Runner, spawn: Spaw
     assert got == []
 
 
-def test_publish_with_nobody_there_exits_1(spawn: Spawner) -> None:
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
+def test_publish_with_nobody_there_exits_1(spawn: Spawner, ipc: Callable[[str], str]) -> None:
+    endpoint = ipc("nobody")
     child = run_tool(spawn, "publish", endpoint, "{}", "--timeout", "0.3")
     assert child.proc.returncode == 1
     assert one_line_error(child) == (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 import zmq
 
-from .conftest import WAIT_S, Child, Spawner, pack, unpack, wait_for
+from .conftest import WAIT_S, Child, Spawner, free_port, pack, unpack, wait_for
 
 SERVICE = """
     import os
@@ -30,12 +29,6 @@ SERVICE = """
         time.sleep(args["sleep"])
         return os.getpid()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ask(endpoint: str, args: Any, timeout: float = 1.0) -> Any:
