@@ -562,3 +562,29 @@ def test_a_client_does_not_take_app_send_from_a_run_attached_elsewhere() -> None
         app.detach(run)
     assert client.sent["fills"] == ["client 1"] and run.sends == ["real"]
     assert client.stopped
+
+
+def test_with_blocks_of_one_client_in_two_threads_end_in_any_order() -> None:
+    app = App("desk")
+    app.publisher("fills")
+    client = app.test_client()
+    entered, first_left = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            with client:
+                entered.set()
+                first_left.wait(5)
+                app.send("fills", "other")
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=other)
+    with client:
+        thread.start()
+        assert entered.wait(5)
+        app.send("fills", "main")
+    first_left.set()
+    thread.join(5)
+    assert errors == [] and sorted(client.sent["fills"]) == ["main", "other"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
@@ -125,13 +126,13 @@ class TestClient:
         self._receivers: dict[str, Callable[[bytes], Exception | None]] = {}
         self.stopped = False
         self._run = _ClientRun(self)
-        self._blocks: list[AbstractContextManager[None]] = []
+        self._blocks = threading.local()  # each thread's `with client:` blocks
 
     def __enter__(self) -> TestClient:
         """Serve `app.send` and the other views from this client until the block ends."""
         block = self.app.attached(self._run)
         block.__enter__()
-        self._blocks.append(block)
+        self._blocks.__dict__.setdefault("open", []).append(block)
         return self
 
     def __exit__(
@@ -140,7 +141,7 @@ class TestClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._blocks.pop().__exit__(exc_type, exc, tb)
+        self._blocks.open.pop().__exit__(exc_type, exc, tb)
 
     def _attached(self) -> AbstractContextManager[None]:
         return self.app.attached(self._run)
