@@ -324,3 +324,68 @@ def test_decoding_any_bytes_as_an_envelope_raises_only_decode_error(frame: bytes
     ):
         with contextlib.suppress(DecodeError):
             decode(frame)
+
+
+# -- is_reply_to: the top-level workflow_id, exactly ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        packb({"workflow_id": "X_2", "return_args": {"workflow_id": "X_1"}}),
+        packb({"workflow_id": "X_2", "return_args": ["workflow_id", "X_1"]}),
+        packb({"return_args": 1, "workflow_id": {"workflow_id": "X_1"}}),
+        packb({"return_args": 1, "workflow_id": b"\xabworkflow_id\xa3X_1"}),
+        packb({"workflow_id": "X_2", "error": {"type": "E", "workflow_id": "X_1"}}),
+        # A map with the key twice: decoding keeps the last, and so does the check.
+        b"\x82" + packb("workflow_id") + packb("X_1") + packb("workflow_id") + packb("X_2"),
+    ],
+    ids=["nested-map", "nested-list", "id-is-a-map", "id-is-bytes", "in-error", "twice"],
+)
+def test_is_reply_to_refuses_a_reply_that_only_ends_with_the_callers_id(reply: bytes) -> None:
+    assert reply.endswith(packb("workflow_id") + packb("X_1")) or b"X_1" in reply
+    assert codec.is_reply_to(reply, "X_1") is False
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        codec.encode_reply({"a": 1}, "X_1") + b"\x00",  # trailing bytes: not one value
+        codec.encode_reply({"a": 1}, "X_1")[:-1],  # truncated
+        b"\x82" + packb("workflow_id"),
+    ],
+)
+def test_is_reply_to_takes_a_broken_reply_so_the_caller_sees_the_decode_error(
+    reply: bytes,
+) -> None:
+    with pytest.raises(DecodeError):
+        codec.decode_reply(reply)
+    assert codec.is_reply_to(reply, "X_1") is True
+
+
+ids = st.sampled_from(["X_1", "X_2", "X_11", "", "X"]) | st.just(ID) | st.none()
+forged = st.fixed_dictionaries({"workflow_id": ids}) | st.tuples(st.just("workflow_id"), ids)
+
+
+@PROPERTY
+@given(
+    st.dictionaries(
+        st.sampled_from(["return_args", "workflow_id", "error", "x"]),
+        values | ids | forged | st.lists(forged, max_size=2),
+        max_size=4,
+    )
+)
+def test_is_reply_to_agrees_with_the_decoded_envelope(envelope: dict[str, Any]) -> None:
+    frame = codec.encode(envelope)
+    decoded = codec.decode(frame)
+    echoed = decoded.get("workflow_id")
+    expected = echoed is None or echoed == "" or str(echoed) == "X_1"
+    if not isinstance(echoed, (str, UUID, type(None))):
+        expected = False
+    assert codec.is_reply_to(frame, "X_1") is expected
+
+
+@PROPERTY
+@given(st.binary())
+def test_is_reply_to_takes_any_bytes(frame: bytes) -> None:
+    assert codec.is_reply_to(frame, "X_1") in (True, False)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
+import threading
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -385,3 +387,204 @@ def test_unstubbed_external_targets_run_and_are_recorded() -> None:
     client = app.test_client()
     assert client.request("run", 4) == {"n": 8}
     assert client.sent["double"] == [{"n": 4}]
+
+
+# -- app.send, app.stats, app.endpoints and app.stop under the test client ----------------
+
+
+def app_sending() -> App:
+    """Handlers and hooks that reach out through `app.send`, not `to_send`."""
+    app = App("desk")
+    app.requester("exchange", args={"order_id": str}, returns={"ok": bool})
+    app.publisher("fills", args={"order_id": str}, topic="fills")
+
+    @app.replyer("cancel", args={"order_id": str})
+    def cancel(args: Any) -> Any:
+        app.send("fills", {"order_id": args["order_id"]})
+        return app.send("exchange", {"order_id": args["order_id"]})
+
+    @app.subscriber("prices", args={"order_id": str}, topic="px")
+    def on_price(args: Any) -> None:
+        app.send("fills", args)
+
+    @app.replyer("views")
+    def views(args: Any) -> Any:
+        if args == "stop":
+            app.stop()
+        return {"stats": sorted(app.stats), "endpoints": app.endpoints}
+
+    @app.main
+    def main() -> Any:
+        return app.send("exchange", {"order_id": "M"})
+
+    return app
+
+
+def test_app_send_in_a_handler_reaches_the_stubs_and_sent() -> None:
+    client = app_sending().test_client()
+    client.stub("exchange", lambda args: {"ok": args["order_id"] == "A1"})
+
+    assert client.request("cancel", {"order_id": "A1"}) == {"ok": True}
+    client.publish("prices", {"order_id": "P1"})
+    assert client.run_main() == {"ok": False}
+
+    assert client.sent["exchange"] == [{"order_id": "A1"}, {"order_id": "M"}]
+    assert client.sent["fills"] == [{"order_id": "A1"}, {"order_id": "P1"}]
+
+
+def test_app_send_in_a_handler_without_a_stub_says_how_to_stub_it() -> None:
+    client = app_sending().test_client()
+    with pytest.raises(RemoteError, match=r"client\.stub\('exchange'"):
+        client.request("cancel", {"order_id": "A1"})
+
+
+def test_app_send_outside_the_clients_calls_is_still_not_running() -> None:
+    app = app_sending()
+    client = app.test_client()
+    client.stub("exchange", {"ok": True})
+    client.request("cancel", {"order_id": "A1"})
+    with pytest.raises(RuntimeError, match="not running"):
+        app.send("fills", {"order_id": "X"})
+    assert app.stats == {} and app.endpoints == {}
+
+
+def test_a_with_block_serves_app_send_from_the_tests_own_code() -> None:
+    app = app_sending()
+    with app.test_client() as client:
+        app.send("fills", {"order_id": "T"})
+    assert client.sent["fills"] == [{"order_id": "T"}]
+    with pytest.raises(RuntimeError, match="not running"):
+        app.send("fills", {"order_id": "X"})
+
+
+def test_nested_clients_of_one_app_each_get_their_own_sends() -> None:
+    app = App("desk")
+    app.publisher("fills")
+    inner = app.test_client()
+
+    @app.replyer("relay")
+    def relay(args: Any) -> Any:
+        app.send("fills", f"outer {args}")
+        inner.publish("ticks", args)  # a handler driving another client of the same app
+        app.send("fills", f"outer again {args}")
+        return args
+
+    @app.subscriber("ticks")
+    def on_tick(args: Any) -> None:
+        app.send("fills", f"inner {args}")
+
+    outer = app.test_client()
+    assert outer.request("relay", 1) == 1
+    assert outer.sent["fills"] == ["outer 1", "outer again 1"]
+    assert inner.sent["fills"] == ["inner 1"]
+
+
+def test_app_send_reaches_the_client_from_an_async_handler() -> None:
+    app = App("desk")
+    app.publisher("fills")
+
+    @app.replyer("relay")
+    async def relay(args: Any) -> Any:
+        app.send("fills", f"async {args}")
+        return args
+
+    client = app.test_client()
+    assert client.request("relay", 1) == 1
+    assert client.sent["fills"] == ["async 1"]
+
+
+def test_a_thread_a_handler_starts_reaches_the_client_through_its_context() -> None:
+    app = App("desk")
+    app.publisher("fills")
+    errors: list[BaseException] = []
+
+    def worker(tag: str) -> None:
+        try:
+            app.send("fills", tag)
+        except BaseException as exc:
+            errors.append(exc)
+
+    @app.replyer("relay")
+    def relay(args: Any) -> Any:
+        copied = threading.Thread(target=contextvars.copy_context().run, args=(worker, "copied"))
+        bare = threading.Thread(target=worker, args=("bare",))
+        for thread in (copied, bare):
+            thread.start()
+            thread.join(5)
+        return args
+
+    client = app.test_client()
+    assert client.request("relay", 1) == 1
+    assert client.sent["fills"] == ["copied"]
+    assert len(errors) == 1 and "App 'desk' is not running" in str(errors[0])
+
+
+def test_app_views_under_the_test_client() -> None:
+    client = app_sending().test_client()
+    client.publish("prices", {"order_id": "P"})
+    assert client.request("views", None) == {"stats": ["prices"], "endpoints": {}}
+    assert not client.stopped
+
+    client.request("views", "stop")
+    assert client.stopped
+
+
+def test_a_client_does_not_take_app_send_from_a_run_attached_elsewhere() -> None:
+    app = App("desk")
+    app.publisher("fills")
+
+    class Run:
+        def __init__(self) -> None:
+            self.sends: list[Any] = []
+            self.stats: dict[str, Any] = {}
+            self.endpoints = {"fills": "tcp://127.0.0.1:5"}
+
+        def send(self, name: str, args: Any, **options: Any) -> Any:
+            self.sends.append(args)
+
+        def stop(self) -> None:
+            raise AssertionError("the client's app.stop() stopped the real run")
+
+    @app.replyer("relay")
+    def relay(args: Any) -> Any:
+        app.send("fills", f"client {args}")
+        app.stop()
+        return app.endpoints
+
+    run = Run()
+    app.attach(run)
+    try:
+        client = app.test_client()
+        assert client.request("relay", 1) == {}
+        app.send("fills", "real")
+        assert app.endpoints == {"fills": "tcp://127.0.0.1:5"}
+    finally:
+        app.detach(run)
+    assert client.sent["fills"] == ["client 1"] and run.sends == ["real"]
+    assert client.stopped
+
+
+def test_with_blocks_of_one_client_in_two_threads_end_in_any_order() -> None:
+    app = App("desk")
+    app.publisher("fills")
+    client = app.test_client()
+    entered, first_left = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            with client:
+                entered.set()
+                first_left.wait(5)
+                app.send("fills", "other")
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=other)
+    with client:
+        thread.start()
+        assert entered.wait(5)
+        app.send("fills", "main")
+    first_left.set()
+    thread.join(5)
+    assert errors == [] and sorted(client.sent["fills"]) == ["main", "other"]

@@ -7,7 +7,9 @@ function, as Flask's `app.run` imports werkzeug late.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .connection import DEFAULT_MAX_MESSAGE_SIZE, check_size
@@ -45,6 +47,12 @@ class RunState(Protocol):
 
     def stop(self) -> None:
         """Stop after the message in hand; safe from any thread."""
+
+
+_LOCAL_RUNS: ContextVar[tuple[tuple[App, RunState], ...]] = ContextVar(
+    "zmqservice_local_runs", default=()
+)
+"""The runs `App.attached` serves in this context, innermost last (the test client's)."""
 
 
 class App(Scaffold):
@@ -144,21 +152,46 @@ class App(Scaffold):
             self._run = None
         self._ready.clear()
 
+    @contextmanager
+    def attached(self, run: RunState) -> Iterator[None]:
+        """Serve the views from `run` in this context only, until the block ends.
+
+        "This context" is the current thread and the asyncio tasks and ``to_thread`` calls
+        it starts (a `contextvars` context), so a run attached with `attach` keeps serving
+        every other thread. Blocks nest; the innermost wins. The test client wraps the code
+        it runs in one.
+        """
+        token = _LOCAL_RUNS.set((*_LOCAL_RUNS.get(), (self, run)))
+        try:
+            yield
+        finally:
+            _LOCAL_RUNS.reset(token)
+
+    def _current(self) -> RunState | None:
+        for app, run in reversed(_LOCAL_RUNS.get()):
+            if app is self:
+                return run
+        return self._run
+
     def send(self, name: str, args: Any, **options: Any) -> Any:
         """Send on an out-connection from anywhere in a running app (same as `to_send`).
 
         Requesters take ``timeout=`` (seconds, or None to wait for ever) and ``retries=``
-        for this one call, as `to_send` does.
+        for this one call, as `to_send` does. Under `test_client`, the code the client runs
+        sends through the client (its stubs and ``sent``).
         """
-        run = self._run
+        run = self._current() if _LOCAL_RUNS.get() else self._run
         if run is None:
-            raise RuntimeError(f"App {self.name!r} is not running: app.send needs app.run()")
+            raise RuntimeError(
+                f"App {self.name!r} is not running: app.send needs app.run() "
+                "(in tests: code that app.test_client() runs)"
+            )
         return run.send(name, args, **options)
 
     @property
     def stats(self) -> dict[str, Any]:
         """Subscriber name -> its `SubscriberStats` (received, missed ...), while running."""
-        run = self._run
+        run = self._current()
         return {} if run is None else dict(run.stats)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
@@ -170,7 +203,7 @@ class App(Scaffold):
 
     def stop(self) -> None:
         """Stop a running app after the message in hand; safe to call from any thread."""
-        run = self._run
+        run = self._current()
         if run is not None:
             run.stop()
 
@@ -181,7 +214,7 @@ class App(Scaffold):
         A ``tcp://127.0.0.1:0`` address shows the port the OS picked; requesters show the
         endpoint they connect to.
         """
-        run = self._run
+        run = self._current()
         return {} if run is None else dict(run.endpoints)
 
     # -- running ----------------------------------------------------------------------------

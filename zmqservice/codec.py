@@ -291,28 +291,63 @@ def decode_published(frame: bytes, prefix: bytes) -> tuple[Any, str]:
     return args, workflow_id
 
 
-_WORKFLOW_ID_KEY = b"\xabworkflow_id"  # packb("workflow_id")
-
-
 def is_reply_to(frame: bytes, workflow_id: str) -> bool:
     """Whether a reply frame answers the request sent with `workflow_id`.
 
     True when the reply echoes that id; also when it carries none or an empty one (a peer
     that does not echo ids, or an error reply to a request the peer could not read, such as
-    one over its size limit) and when it cannot be decoded at all, so the caller gets the
-    `DecodeError`. False only for a reply that names another request: a stale or misrouted
-    one, which a requester discards.
+    one over its size limit) and when it is not one msgpack map at all, so the caller gets
+    the `DecodeError`. False only for a reply whose top-level ``workflow_id`` names another
+    request: a stale or misrouted one, which a requester discards. Ids nested deeper (in
+    ``return_args``, say) are not looked at.
     """
-    # Our replies and the predecessor's end with the workflow_id entry: check the bytes.
-    if frame.endswith(_WORKFLOW_ID_KEY + encode(workflow_id)):
-        return True
     try:
-        envelope = decode(frame)
-    except DecodeError:
+        echoed = _top_level_workflow_id(frame)
+        if type(echoed) is dict:
+            echoed = marker_hook(echoed)
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        InvalidOperation,
+        RecursionError,
+        msgpack.UnpackException,
+    ):
         return True
-    if type(envelope) is not dict:
-        return True
-    echoed = envelope.get("workflow_id")
     if echoed is None or echoed == "":
         return True
     return (str(echoed) if isinstance(echoed, UUID) else echoed) == workflow_id
+
+
+_SCAN_REUSE_MAX = 64 * 1024
+"""Frames up to this size are scanned by one `msgpack.Unpacker` per thread (making one
+costs more than the scan of a small reply); its buffer never grows past this."""
+
+
+def _top_level_workflow_id(frame: bytes) -> Any:
+    """The raw ``workflow_id`` of a one-map frame (None when absent); the last one wins, as
+    in a decoded dict. The other values are skipped unbuilt: a scan, not a decode.
+
+    Raises:
+        ValueError, msgpack.UnpackException: the frame is not exactly one msgpack map.
+    """
+    size = len(frame)
+    unpacker = None
+    if size <= _SCAN_REUSE_MAX:
+        # Taken while in use: a signal handler that makes a request here gets its own.
+        unpacker, _local.unpacker = getattr(_local, "unpacker", None), None
+    if unpacker is None:
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(size, _SCAN_REUSE_MAX))
+    start = unpacker.tell()
+    unpacker.feed(frame)
+    echoed = None
+    for _ in range(unpacker.read_map_header()):
+        if unpacker.unpack() == "workflow_id":
+            echoed = unpacker.unpack()
+        else:
+            unpacker.skip()
+    if unpacker.tell() - start != size:
+        raise ValueError("bytes after the envelope")
+    if size <= _SCAN_REUSE_MAX:
+        _local.unpacker = unpacker  # read to its end: clean for the next frame
+    return echoed

@@ -37,11 +37,21 @@ class _Service:
 
 
 class _Route:
-    """The in-connections one out-connection feeds, as frame functions."""
+    """The in-connections one out-connection feeds, as frame functions.
+
+    A relation delivers whatever the topics (the predecessor's did): a subscriber whose
+    topic the frame does not start with gets it re-framed under its own topic, as
+    ``(cut, prefix, receive)``: ``receive(prefix + frame[cut:])``; ``(0, b"", receive)``
+    passes the frame as it is.
+    """
 
     def __init__(self) -> None:
         self.replier: Callable[[bytes], bytes] | None = None
-        self.receivers: list[tuple[bytes, Callable[[bytes], Any]]] = []
+        self.receivers: list[tuple[int, bytes, Callable[[bytes], Any]]] = []
+
+    def deliver(self, frame: bytes) -> None:
+        for cut, prefix, receive in self.receivers:
+            receive(prefix + frame[cut:] if prefix else frame)
 
 
 class _InlineOutbound:
@@ -68,9 +78,7 @@ class _InlineOutbound:
     ) -> bytes:
         # In-process nothing is lost or late: timeout and retries have nothing to do.
         route = self._route(conn)
-        for prefix, receive in route.receivers:
-            if frame.startswith(prefix):
-                receive(frame)
+        route.deliver(frame)
         if route.replier is None:
             _, workflow_id = codec.decode_request(frame)
             return codec.encode_reply(None, workflow_id)
@@ -81,9 +89,7 @@ class _InlineOutbound:
 
     def publish(self, conn: Connection, frame: bytes) -> None:
         route = self._route(conn)
-        for prefix, receive in route.receivers:
-            if frame.startswith(prefix):  # what a SUB socket's subscription would filter
-                receive(frame)
+        route.deliver(frame)
         if route.replier is not None:
             route.replier(frame[len(codec.topic_prefix(conn.topic)) :])
 
@@ -168,6 +174,9 @@ class InlineServices:
         """Route `out_service`'s `out_connection` to `in_service`'s `in_connection`.
 
         One out-connection may feed several in-connections; at most one may be a replyer.
+        A relation is explicit wiring: a subscriber gets every message whatever the topics,
+        as the predecessor's relations did; one warning says when over sockets its
+        subscription would not match what the out-connection sends.
 
         Raises:
             ValueError: an unknown service or connection name (named in the message), or a
@@ -195,8 +204,25 @@ class InlineServices:
                 )
             route.replier = sink.dispatcher.replier(in_conn)
         else:
-            prefix = codec.topic_prefix(in_conn.topic)
-            route.receivers.append((prefix, sink.dispatcher.receiver(in_conn)))
+            sent = codec.topic_prefix(out_conn.topic) if out_conn.kind == "publisher" else b""
+            wanted = codec.topic_prefix(in_conn.topic)
+            # msgpack strings carry their length: a subscription matches a topic it equals.
+            matches = sent.startswith(wanted)
+            if not matches:
+                LOG.warning(
+                    "relation %s.%s -> %s.%s: the subscriber's topic %r does not match what "
+                    "the %s sends (%s); delivered here, since a relation is explicit wiring, "
+                    "but over sockets this subscription would not match",
+                    out_service,
+                    out_connection,
+                    in_service,
+                    in_connection,
+                    in_conn.topic,
+                    out_conn.kind,
+                    f"topic {out_conn.topic!r}" if sent else "no topic",
+                )
+            receive = sink.dispatcher.receiver(in_conn)
+            route.receivers.append((0, b"", receive) if matches else (len(sent), wanted, receive))
         self._relations.setdefault((out_service, out_connection), []).append(
             (in_service, in_connection)
         )

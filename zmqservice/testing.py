@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import codec
@@ -75,12 +78,40 @@ class _StubOutbound:
         return call_target(target, args)
 
 
+class _ClientRun:
+    """The `RunState` a test client shows its app while it runs the app's code."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def send(self, name: str, args: Any, **options: Any) -> Any:
+        return self.client.dispatcher.root_sender(name, args, **options)
+
+    @property
+    def stats(self) -> Mapping[str, Any]:
+        return self.client.dispatcher.stats
+
+    @property
+    def endpoints(self) -> Mapping[str, str]:
+        return {}  # no sockets
+
+    def stop(self) -> None:
+        self.client.stopped = True
+
+
 class TestClient:
     """An app wired to stubs instead of sockets; see `App.test_client`.
+
+    While the client runs the app's code (`request`, `publish`, `run_main`, `run_init`,
+    `send`, and a ``with client:`` block), `app.send` sends through the client, `app.stats`
+    shows its counters, `app.endpoints` is empty and `app.stop()` sets `stopped`; in that
+    thread only (and the asyncio tasks it starts), so a real run of the app elsewhere is
+    not disturbed.
 
     Attributes:
         sent: out-connection name -> every args value it was given, as the peer decoded it.
         config: the validated config handlers receive.
+        stopped: True once the app's code called `app.stop()` under this client.
     """
 
     __test__ = False  # not a pytest test class
@@ -93,6 +124,27 @@ class TestClient:
         self.dispatcher = Dispatcher(app, self.config, self._outbound)
         self._repliers: dict[str, Callable[[bytes], bytes]] = {}
         self._receivers: dict[str, Callable[[bytes], Exception | None]] = {}
+        self.stopped = False
+        self._run = _ClientRun(self)
+        self._blocks = threading.local()  # each thread's `with client:` blocks
+
+    def __enter__(self) -> TestClient:
+        """Serve `app.send` and the other views from this client until the block ends."""
+        block = self.app.attached(self._run)
+        block.__enter__()
+        self._blocks.__dict__.setdefault("open", []).append(block)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._blocks.open.pop().__exit__(exc_type, exc, tb)
+
+    def _attached(self) -> AbstractContextManager[None]:
+        return self.app.attached(self._run)
 
     def _connection(self, name: str, kind: str) -> Connection:
         conn = self.app.connections.get(name)
@@ -130,7 +182,9 @@ class TestClient:
                 else self.dispatcher.replier(conn)
             )
         frame = codec.encode_request(_plain(args), workflow_id or new_workflow_id())
-        return_args, error = codec.decode_reply(replier(frame))
+        with self._attached():
+            reply = replier(frame)
+        return_args, error = codec.decode_reply(reply)
         if error is not None:
             raise_for_error(error)
         return return_args
@@ -154,7 +208,8 @@ class TestClient:
         frame = codec.topic_prefix(conn.topic) + codec.encode_request(
             plain, workflow_id or new_workflow_id()
         )
-        error = receiver(frame)
+        with self._attached():
+            error = receiver(frame)
         if error is not None:
             raise error
 
@@ -169,13 +224,15 @@ class TestClient:
         return self._run_hook("init")
 
     def _run_hook(self, hook: str) -> Any:
-        if inspect.iscoroutinefunction(self.app.hooks.get(hook)):
-            return asyncio.run(self.dispatcher.run_hook_async(hook))
-        return self.dispatcher.run_hook(hook)
+        with self._attached():
+            if inspect.iscoroutinefunction(self.app.hooks.get(hook)):
+                return asyncio.run(self.dispatcher.run_hook_async(hook))
+            return self.dispatcher.run_hook(hook)
 
     def send(self, name: str, args: Any, **options: Any) -> Any:
         """Call `to_send(name, args)` as the app's own code would (``timeout=``, ``retries=``)."""
-        return self.dispatcher.root_sender(name, args, **options)
+        with self._attached():  # a stub or an external target may call app.send
+            return self.dispatcher.root_sender(name, args, **options)
 
     @property
     def stats(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -95,3 +96,36 @@ def test_an_async_try_ends_at_its_deadline_when_nothing_can_be_sent(
             context.term()
 
     assert asyncio.run(ask()) is None
+
+
+def _reply(workflow_id: str) -> bytes:
+    return pack({"return_args": workflow_id, "workflow_id": workflow_id})
+
+
+@pytest.mark.parametrize("lone", [1, 2, 3])
+def test_lone_empty_frames_before_the_reply_do_not_poison_the_call(
+    zsock: Make, ipc: Callable[[str], str], lone: int
+) -> None:
+    """A peer sends lone empty frames, then REP's envelope: both already queued when the
+    call reads. The empty frames are not a delimiter; the reply after them is the answer
+    (the call returned b"" and the caller raised DecodeError)."""
+    router = zsock(zmq.ROUTER)
+    router.bind(ipc("stray"))
+    dealer = zsock(zmq.DEALER)
+    dealer.connect(ipc("stray"))
+    dealer.send_multipart([b"", pack({"args": None, "workflow_id": "W_1"})])
+    assert router.poll(int(WAIT_S * 1000)), "the peer never got the first request"
+    identity = router.recv_multipart()[0]
+    for _ in range(lone):
+        router.send_multipart([identity, b""])
+    router.send_multipart([identity, b"", _reply("W_2")])  # early: the next call's reply
+    assert dealer.poll(int(WAIT_S * 1000)), "nothing reached the requester"
+    time.sleep(0.2)  # let the reply land behind the empty frames: the case that failed
+
+    requester = Requester(dealer, "out.x (requester)")
+    frame = pack({"args": None, "workflow_id": "W_2"})
+    assert requester.ask(frame, "W_2", int(WAIT_S * 1000)) == _reply("W_2")
+
+    router.send_multipart([identity, b"", _reply("W_3")])
+    frame = pack({"args": None, "workflow_id": "W_3"})
+    assert requester.ask(frame, "W_3", int(WAIT_S * 1000)) == _reply("W_3")

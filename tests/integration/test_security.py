@@ -113,6 +113,29 @@ def test_an_unknown_key_does_not_lock_out_an_allowed_one(runner: Runner, keys: P
     assert calls.snapshot() == ["client"]
 
 
+def test_allowed_clients_in_a_folder_named_like_a_glob_admits_exactly_its_keys(
+    runner: Runner, keys: Path
+) -> None:
+    """`keys/cl[ab]` is a folder name, not a pattern: its client is admitted, and a key in
+    `keys/cla/` (which the pattern would match) is not (pyzmq's loader globbed the path)."""
+    globbed, lookalike = keys / "cl[ab]", keys / "cla"
+    globbed.mkdir()
+    lookalike.mkdir()
+    (globbed / "teller.key").write_bytes((keys / "client.key").read_bytes())
+    (lookalike / "stranger.key").write_bytes((keys / "intruder.key").read_bytes())
+    calls = Inbox()
+    curve = {**server_curve(keys), "allowed_clients": str(globbed)}
+    server = runner.serve(echo_app(calls), {"in": {"echo": {"replyer": LOOPBACK, "curve": curve}}})
+    endpoint = server.endpoints["echo"]
+
+    stranger = caller(runner, endpoint, client_curve(keys, "intruder"), timeout=SHORT_S)
+    with pytest.raises(RequestTimeout):
+        stranger.send("echo", "stranger")
+    teller = caller(runner, endpoint, client_curve(keys), timeout=WAIT_S)
+    assert teller.send("echo", "teller") == "teller"
+    assert calls.snapshot() == ["teller"]
+
+
 def test_a_zmqservice_client_without_curve_gets_nothing(runner: Runner, keys: Path) -> None:
     calls = Inbox()
     endpoint = serve_secured_echo(runner, keys, calls)

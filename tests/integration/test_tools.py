@@ -781,3 +781,33 @@ def test_debug_off_leaves_the_hot_path_unwrapped(debug_level: Callable[[int], No
     debug_level(logging.DEBUG)
     timed = Dispatcher(replyer, {}, Canned()).replier(replyer.connections["add"])
     assert timed.__name__ == "timed"
+
+
+# -- shell completion (docs/cli.md) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("zmqservice pro", ["plain,proxy"]),
+        ("zmqservice run sv", ["file,sv"]),  # TARGET completes as a file path
+        ("zmqservice routes sv", ["file,sv"]),
+        ("zmqservice docs sv", ["file,sv"]),
+        ("zmqservice run svc.py -a ad", ["file,ad"]),
+    ],
+)
+def test_the_zmqservice_command_completes_in_bash(
+    tmp_path: Path, words: str, expected: list[str]
+) -> None:
+    command = Path(sys.executable).with_name("zmqservice")
+    env = {
+        **os.environ,
+        "_ZMQSERVICE_COMPLETE": "bash_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+    done = subprocess.run(
+        [str(command)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=WAIT_S
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == expected

@@ -467,7 +467,39 @@ def test_authenticator_holds_each_server_domain(
     auth = start_authenticator(context, endpoints.values())
     assert auth is not None
     try:
-        assert set(auth.certs) == {"in.cancel_order"}
-        assert set(auth.certs["in.cancel_order"]) == {public(keys / "client.key")}
+        assert set(auth.credentials_providers) == {"in.cancel_order"}
+        provider = auth.credentials_providers["in.cancel_order"]
+        assert provider.callback("in.cancel_order", public(keys / "client.key"))
+        assert not provider.callback("in.cancel_order", public(keys / "other" / "stray.key"))
     finally:
         auth.stop()
+
+
+def test_authenticator_admits_the_keys_checked_at_startup_not_a_glob_of_the_path(
+    app: App, keys: Path, context: zmq.Context[zmq.Socket[bytes]]
+) -> None:
+    (keys / "cl[ab]").mkdir()
+    (keys / "cla").mkdir()
+    (keys / "cl[ab]" / "teller.key").write_bytes((keys / "client.key").read_bytes())
+    (keys / "cla" / "stranger.key").write_bytes((keys / "other" / "stray.key").read_bytes())
+    entry = server_entry(keys, allowed_clients=str(keys / "cl[ab]"))
+    endpoints = resolve_addresses(app, addresses(keys, server=entry), {})
+    assert endpoints["cancel_order"].curve is not None
+    assert endpoints["cancel_order"].curve.client_keys == {public(keys / "client.key")}
+
+    auth = start_authenticator(context, endpoints.values())
+    assert auth is not None
+    try:
+        provider = auth.credentials_providers["in.cancel_order"]
+        assert provider.callback("in.cancel_order", public(keys / "client.key"))
+        assert not provider.callback("in.cancel_order", public(keys / "other" / "stray.key"))
+    finally:
+        auth.stop()
+
+
+def test_authenticator_refuses_a_server_without_client_keys(
+    context: zmq.Context[zmq.Socket[bytes]], keys: Path
+) -> None:
+    server = CurveKeys(b"p" * 40, b"s" * 40, "in.x", allowed_clients=keys / "clients")
+    with pytest.raises(ConfigError, match=r"^addresses\.in\.x\.curve\.allowed_clients: no client"):
+        start_authenticator(context, [Endpoint("tcp://*:1", True, server)])

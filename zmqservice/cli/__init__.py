@@ -15,7 +15,12 @@ from .run import keygen, run
 __all__ = ["entry", "main"]
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(
+    context_settings=CONTEXT,
+    epilog="Documentation: the README's Documentation section lists every page. Shell "
+    'completion: eval "$(_ZMQSERVICE_COMPLETE=bash_source zmqservice)" (zsh_source, '
+    "fish_source).",
+)
 @click.version_option(package_name="zmqservice")
 def main() -> None:
     """zmqservice: Flask-style ZeroMQ microservices."""

@@ -30,6 +30,13 @@ class ToolError(click.ClickException):
     exit_code = 1
 
 
+def complete_target(ctx: click.Context, param: click.Parameter, incomplete: str) -> Any:
+    """Shell completion of TARGET: file paths (a ``module:app`` name is left to the user)."""
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(incomplete, type="file")]
+
+
 def load_target(target: str) -> Any:
     from ..loading import load_app
 

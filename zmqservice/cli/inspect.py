@@ -14,7 +14,7 @@ __all__ = ["docs", "routes"]
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("target")
+@click.argument("target", shell_complete=common.complete_target)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list for scripts.")
 def routes(target: str, as_json: bool) -> None:
     """List the connections of a service.
@@ -38,7 +38,7 @@ def routes(target: str, as_json: bool) -> None:
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("target")
+@click.argument("target", shell_complete=common.complete_target)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
 @click.option("--app-version", default="0.0.0", show_default=True, help="The info.version.")
 def docs(target: str, output: str | None, app_version: str) -> None:

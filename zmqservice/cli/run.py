@@ -10,7 +10,7 @@ import click
 
 from ..config import parse_value
 from ..errors import ConfigError
-from ._common import CONTEXT, CliError
+from ._common import CONTEXT, CliError, complete_target
 
 __all__ = ["keygen", "run"]
 
@@ -37,7 +37,7 @@ def _extra_config(args: list[str], app: Any) -> dict[str, Any]:
 @click.command(
     context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_extra_args": True}
 )
-@click.argument("target")
+@click.argument("target", shell_complete=complete_target)
 @click.option("-a", "--addresses", type=click.Path(), help="Addresses JSON file.")
 @click.option("-c", "--config", type=click.Path(), help="Config JSON file.")
 @click.option("-m", "--main", "main_mode", is_flag=True, help="Run @app.main (main mode).")
@@ -63,7 +63,8 @@ def _extra_config(args: list[str], app: Any) -> dict[str, Any]:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    help="Serve the replyers from N worker processes behind a proxy (docs/scaling.md).",
+    help="Serve the replyers from N worker processes behind a proxy (the README's "
+    "Documentation: Scaling out).",
 )
 @click.pass_context
 def run(

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .addresses import Endpoint
 
 __all__ = [
+    "AllowedKeys",
     "CurveKeys",
     "configure",
     "create_keys",
@@ -317,32 +318,42 @@ def start_authenticator(
 ) -> ThreadAuthenticator | None:
     """Start pyzmq's ZAP authenticator on `context` if any endpoint is a CURVE server.
 
-    Each server connection gets its own ZAP domain, admitting the public keys in its
-    ``allowed_clients`` directory. Stop it (``.stop()``) before terminating the context.
+    Each server connection gets its own ZAP domain, admitting exactly the client public keys
+    `load_curve` read and checked from its ``allowed_clients`` directory at startup (pyzmq's
+    own loader would glob the directory's path again: ``keys/cl[ab]`` is a folder name, not
+    a pattern). Stop it (``.stop()``) before terminating the context.
 
     Raises:
-        ConfigError: a directory no longer yields any key (pyzmq only logs that).
+        ConfigError: a server endpoint holds no client key (only a hand-made `CurveKeys`).
     """
     servers = [e.curve for e in endpoints if e.curve is not None and e.curve.server]
     if not servers:
         return None
+    for curve in servers:
+        if not curve.client_keys:
+            raise ConfigError(
+                f"addresses.{curve.domain}.curve.allowed_clients: no client keys loaded "
+                f"from {str(curve.allowed_clients)!r}"
+            )
     from zmq.auth.thread import ThreadAuthenticator
 
     auth = ThreadAuthenticator(context, log=LOG)
     auth.start()
-    try:
-        for curve in servers:
-            auth.configure_curve(domain=curve.domain, location=str(curve.allowed_clients))
-            if not auth.certs.get(curve.domain):
-                raise ConfigError(
-                    f"addresses.{curve.domain}.curve.allowed_clients: no client keys loaded "
-                    f"from {str(curve.allowed_clients)!r}"
-                )
-    except BaseException:
-        auth.stop()
-        raise
+    for curve in servers:
+        auth.configure_curve_callback(curve.domain, AllowedKeys(curve.client_keys))
     LOG.debug("ZAP authenticator on for %s", ", ".join(c.domain for c in servers))
     return auth
+
+
+@attrs.define(frozen=True)
+class AllowedKeys:
+    """A pyzmq ZAP credentials provider: admits the z85 public keys it holds, no others."""
+
+    keys: frozenset[bytes]
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        """Return whether `key` (z85) may connect; pyzmq calls it in the ZAP thread."""
+        return key in self.keys
 
 
 def stop_authenticator(auth: ThreadAuthenticator) -> None:

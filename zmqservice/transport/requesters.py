@@ -111,7 +111,9 @@ class Requester:
         Per message: two sends, a blocking recv of the delimiter and a NOBLOCK recv of the
         reply (REP sends both frames at once); RCVTIMEO is set only when it changes. The
         envelope is read frame by frame, not with RCVMORE checks: a third frame after the
-        reply would start the next read and be skipped there as not an envelope.
+        reply would start the next read and be skipped there as not an envelope. A reply is
+        never empty, so an empty one means the "delimiter" was a lone empty frame: only
+        then is RCVMORE asked whether this empty frame is the real delimiter.
         """
         sock = self.sock
         slice_ms = WAKE_MS if timeout_ms < 0 else min(timeout_ms, WAKE_MS)
@@ -134,10 +136,13 @@ class Requester:
                 continue
             reply = None
             if not delimiter:  # a REP peer answers [b"", reply], both frames at once
-                try:  # noqa: SIM105 - contextlib.suppress costs more on this path
+                try:
                     reply = sock.recv(zmq.NOBLOCK)
                 except zmq.Again:
                     pass
+                else:
+                    if not reply:  # a lone empty frame came first: is this REP's delimiter?
+                        reply = sock.recv(zmq.NOBLOCK) if sock.getsockopt(zmq.RCVMORE) else None
             if reply is not None and answers(reply, workflow_id):
                 return reply
             if reply is None:  # not REP's envelope: skip the whole message
