@@ -357,6 +357,25 @@ def test_bad_address_is_a_config_error_naming_the_key(wired: App, value: Any) ->
         resolve_addresses(wired, addresses, {})
 
 
+@pytest.mark.parametrize("value", ["tcp://*:5004", "*:5004"])
+def test_a_connecting_side_cannot_connect_to_star(wired: App, value: str) -> None:
+    addresses = with_address("out", "exchange", "requester", value)
+    with pytest.raises(ConfigError, match=r"^addresses\.out\.exchange\.requester: .*'\*' binds"):
+        resolve_addresses(wired, addresses, {})
+
+
+@pytest.mark.parametrize("value", ["ipc:///tmp/a\0b.ipc", "tcp://127.0.0.1:5001\0"])
+@pytest.mark.parametrize(
+    ("side", "name", "kind"), [("in", "cancel_order", "replyer"), ("out", "exchange", "requester")]
+)
+def test_a_nul_character_in_an_address_is_a_config_error(
+    wired: App, value: str, side: str, name: str, kind: str
+) -> None:
+    addresses = with_address(side, name, kind, value)
+    with pytest.raises(ConfigError, match=rf"^addresses\.{side}\.{name}\.{kind}: .* NUL"):
+        resolve_addresses(wired, addresses, {})
+
+
 def test_unknown_transport_is_a_config_error_naming_the_key(wired: App) -> None:
     addresses = with_address("in", "cancel_order", "replyer", "http://example.com:80")
     with pytest.raises(

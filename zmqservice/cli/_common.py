@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
+import math
 import sys
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -15,7 +18,22 @@ import click
 from ..errors import ConfigError
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-TIMEOUT = click.FloatRange(min=0, min_open=True)
+
+
+class Seconds(click.FloatRange):
+    """A finite number of seconds in a range: click's `FloatRange` lets ``nan`` and ``inf`` by."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return seconds
+
+
+TIMEOUT = Seconds(min=0, min_open=True, max=1e9)
+"""`--timeout`: more than 0 seconds, at most 1e9 (some 31 years; libzmq counts in ms)."""
 
 
 class CliError(click.ClickException):
@@ -76,12 +94,22 @@ def workflow_id(given: str | None) -> str:
     return given or new_workflow_id()
 
 
+@contextlib.contextmanager
+def talking() -> Iterator[None]:
+    """Around the sockets of call, describe, publish, listen: `ConfigError` -> exit 2."""
+    try:
+        yield
+    except ConfigError as exc:  # an endpoint libzmq refuses to connect to
+        raise CliError(str(exc)) from None
+
+
 def request(url: str, frame: bytes, timeout: float, what: str) -> bytes:
     from ..errors import RequestTimeout
     from ..transport.oneshot import request_once
 
     try:
-        return request_once(url, frame, timeout)
+        with talking():
+            return request_once(url, frame, timeout)
     except RequestTimeout as exc:
         raise ToolError(f"{what}: {exc}") from None
 

@@ -111,7 +111,8 @@ def publish(
     )
     frame = codec.topic_prefix(topic) + codec.encode_request(args, wid)
     try:
-        publish_once(url, frame, timeout)
+        with common.talking():
+            publish_once(url, frame, timeout)
     except TimeoutError as exc:
         raise ToolError(str(exc)) from None
     click.echo(f"published to {url}: topic {topic!r}, workflow_id {wid}")
@@ -148,22 +149,24 @@ def listen(endpoint: str, topic: str, count: int | None, timeout: float | None) 
 
         console = Console(soft_wrap=True)
     received = 0
-    click.echo(f"listening on {url}, topic {topic!r}" if topic else f"listening on {url}", err=True)
+    where = f"listening on {url}, topic {topic!r}" if topic else f"listening on {url}"
+    frames = listen_frames(url, prefix, stop.is_set, timeout, lambda: click.echo(where, err=True))
     try:
-        for frame in listen_frames(url, prefix, stop.is_set, timeout):
-            try:
-                msg_topic, args, wid = codec.split_published(frame, prefix)
-            except DecodeError as exc:
-                click.echo(f"skipped a frame that is not a published message: {exc}", err=True)
-                continue
-            line = {"topic": msg_topic, "workflow_id": wid, "args": common.jsonable(args)}
-            if console is not None:
-                console.print(message_line(msg_topic, wid, line["args"]))
-            else:
-                click.echo(json.dumps(line, separators=(",", ":"), ensure_ascii=False))
-            received += 1
-            if count is not None and received >= count:
-                break
+        with common.talking():
+            for frame in frames:
+                try:
+                    msg_topic, args, wid = codec.split_published(frame, prefix)
+                except DecodeError as exc:
+                    click.echo(f"skipped a frame that is not a published message: {exc}", err=True)
+                    continue
+                line = {"topic": msg_topic, "workflow_id": wid, "args": common.jsonable(args)}
+                if console is not None:
+                    console.print(message_line(msg_topic, wid, line["args"]))
+                else:
+                    click.echo(json.dumps(line, separators=(",", ":"), ensure_ascii=False))
+                received += 1
+                if count is not None and received >= count:
+                    break
     finally:
         restore()
     if count is not None and received < count and not stop.is_set():

@@ -1,0 +1,120 @@
+"""Bad input to the command line: one ``Error:`` line and exit 2, never a traceback.
+
+Each case runs ``python -m zmqservice ...`` as a child process (the ``spawn`` fixture).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import Child, Spawner
+
+Write = Callable[[str, Any], Path]
+
+SERVICE = """
+    from zmqservice import App
+
+    app = App("errsvc")
+
+
+    @app.replyer("echo")
+    def echo(args):
+        return args
+"""
+
+PEER_COMMANDS = {
+    "call": ["call", "{endpoint}", "add", "{}", "-t", "0.2"],
+    "describe": ["describe", "{endpoint}", "-t", "0.2"],
+    "publish": ["publish", "{endpoint}", "{}", "-t", "0.2"],
+    "listen": ["listen", "{endpoint}", "-t", "0.2"],
+}
+
+
+def peer_command(command: str, endpoint: str, *extra: str) -> list[str]:
+    return [endpoint if arg == "{endpoint}" else arg for arg in PEER_COMMANDS[command]] + [*extra]
+
+
+def usage_error(child: Child, *words: str) -> str:
+    """The one ``Error:`` line of a child that exited 2; click's usage lines may precede it."""
+    err = child.stderr()
+    assert child.proc.returncode == 2, err
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, err
+    assert not [
+        line for line in err.strip().splitlines() if line.startswith(("  File ", "zmq.error"))
+    ], err
+    for word in words:
+        assert word in errors[0], err
+    return errors[0]
+
+
+# -- endpoints of call, describe, publish, listen ---------------------------------------------
+
+
+@pytest.mark.parametrize("command", list(PEER_COMMANDS))
+@pytest.mark.parametrize(
+    ("endpoint", "words"),
+    [
+        ("tcp://*:5", ["ENDPOINT", "'*'"]),
+        ("*:5", ["ENDPOINT", "'*'"]),
+        ("tcp://127.0.0.1", ["ENDPOINT", "tcp://host:port"]),
+        ("foo://x", ["ENDPOINT", "unknown transport 'foo'"]),
+    ],
+    ids=["star", "star-host-port", "no-port", "unknown-scheme"],
+)
+def test_a_malformed_endpoint_is_one_line_and_exit_2(
+    spawn: Spawner, command: str, endpoint: str, words: list[str]
+) -> None:
+    child = spawn.run(*peer_command(command, endpoint))
+
+    usage_error(child, *words)
+    assert child.stdout() == ""
+
+
+@pytest.mark.parametrize("command", list(PEER_COMMANDS))
+def test_an_endpoint_libzmq_refuses_is_one_line_and_exit_2(spawn: Spawner, command: str) -> None:
+    child = spawn.run(*peer_command(command, "pgm://x"))
+
+    assert usage_error(child) == "Error: cannot connect to pgm://x: Protocol not supported"
+    assert child.stderr().strip().splitlines() == [usage_error(child)]  # no "listening on"
+
+
+@pytest.mark.parametrize(
+    ("command", "value"),
+    [
+        ("call", "nan"),
+        ("call", "inf"),
+        ("call", "-inf"),
+        ("call", "1e306"),
+        ("describe", "nan"),
+        ("publish", "inf"),
+        ("listen", "nan"),
+    ],
+)
+def test_a_timeout_that_is_not_a_finite_number_is_a_usage_error(
+    spawn: Spawner, command: str, value: str
+) -> None:
+    child = spawn.run(*peer_command(command, "tcp://127.0.0.1:1"), "--timeout", value)
+
+    usage_error(child, "--timeout")
+
+
+# -- zmqservice run ----------------------------------------------------------------------------
+
+
+def test_a_nul_character_in_an_ipc_path_binds_nothing(
+    spawn: Spawner, write: Write, tmp_path: Path
+) -> None:
+    service = write("errsvc.py", SERVICE)
+    ipc = tmp_path / "cut"
+    addresses = write("a.json", {"in": {"echo": {"replyer": f"ipc://{ipc}\0here.ipc"}}})
+
+    child = spawn.run("run", str(service), "-a", str(addresses))
+
+    usage_error(child, "addresses.in.echo.replyer", "NUL")
+    assert not ipc.exists()  # before: libzmq bound the path cut at the NUL
