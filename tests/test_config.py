@@ -474,3 +474,98 @@ def test_config_file_markers_decode(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
     path.write_text('{"limit": {"__decimal__": true, "as_str": "2.5"}}')
     assert build_config(app, str(path)) == {"limit": Decimal("2.5")}
+
+
+# -- files and strings that cannot be config: ConfigError naming the key ----------------------
+
+DEEP = "[" * 5000 + "]" * 5000
+
+
+def test_a_config_file_that_is_not_utf8_is_a_config_error(orders: App, tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_bytes(b'{"symbol": "\xff\xfe"}')
+    with pytest.raises(ConfigError, match=r"^config file .*config\.json' is not UTF-8: byte 12"):
+        build_config(orders, path)
+
+
+def test_an_addresses_file_that_is_not_utf8_is_a_config_error(wired: App, tmp_path: Path) -> None:
+    path = tmp_path / "addresses.json"
+    path.write_bytes(b'{"in": {"cancel_order": {"replyer": "\xff"}}}')
+    with pytest.raises(ConfigError, match=r"^addresses file .*addresses\.json' is not UTF-8"):
+        resolve_addresses(wired, path, {})
+
+
+@pytest.mark.parametrize(
+    ("marker", "words"),
+    [
+        ({"__decimal__": True, "as_str": "abc"}, "bad Decimal marker: as_str must be a number"),
+        ({"__decimal__": True, "as_str": [1]}, "bad Decimal marker: as_str must be a number"),
+        ({"__uuid__": True, "as_str": "abc"}, "bad UUID marker: as_str must be a UUID string"),
+        ({"__uuid__": True, "as_str": 5}, "bad UUID marker: as_str must be a UUID string"),
+        ({"__set__": True, "value": 5}, "bad set marker: value must be a list of hashable"),
+        ({"__set__": True, "value": [[1]]}, "bad set marker: value must be a list of hashable"),
+    ],
+)
+def test_a_bad_marker_in_a_config_file_names_its_key(
+    tmp_path: Path, marker: dict[str, Any], words: str
+) -> None:
+    path = write_json(tmp_path / "config.json", {"outer": {"limits": [1, marker]}})
+    with pytest.raises(ConfigError) as info:
+        build_config(App("testapp"), path)
+    assert str(info.value).startswith(f"config file {str(path)!r}, key 'outer.limits[1]': {words}")
+
+
+def test_markers_inside_markers_still_decode(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    value = {"__set__": True, "value": [{"__decimal__": True, "as_str": "1.5"}]}
+    path = write_json(tmp_path / "config.json", {"fees": value})
+    assert build_config(App("testapp"), path) == {"fees": {Decimal("1.5")}}
+
+
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_an_integer_too_long_for_python_in_a_config_file_names_its_key(
+    tmp_path: Path, sign: str
+) -> None:
+    path = tmp_path / "config.json"
+    path.write_text('{"size": ' + sign + "1" * 5000 + "}", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"key 'size': an integer of 5000 digits is too long"):
+        build_config(App("testapp"), path)
+
+
+def test_a_config_file_nested_5000_deep_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text('{"x": ' + DEEP + "}", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"config\.json': nested deeper than 100 levels"):
+        build_config(App("testapp"), path)
+
+
+def test_a_config_file_nested_past_the_limit_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text('{"x": ' + "[" * 150 + "]" * 150 + "}", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"key 'x\[0\]\[0\].*\.\.\.': nested deeper than 100"):
+        build_config(App("testapp"), path)
+
+
+def test_an_addresses_file_nested_5000_deep_is_a_config_error(wired: App, tmp_path: Path) -> None:
+    path = tmp_path / "addresses.json"
+    path.write_text('{"in": ' + DEEP + "}", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"^addresses file .*: nested deeper than 100 levels"):
+        resolve_addresses(wired, path, {})
+
+
+@pytest.mark.parametrize("declared", [None, list, int])
+def test_a_string_value_nested_5000_deep_names_its_key(declared: Any) -> None:
+    with pytest.raises(ConfigError, match=r"^config key 'depth': nested deeper than 100 levels"):
+        parse_value(DEEP, declared, "depth")
+
+
+def test_a_string_value_with_an_integer_too_long_names_its_key() -> None:
+    with pytest.raises(ConfigError, match=r"^config key 'size': an integer of 5000 digits"):
+        parse_value("1" * 5000, int, "size")
+
+
+def test_an_environment_variable_nested_5000_deep_is_a_config_error() -> None:
+    app = App("testapp", config={"optional": {"levels": list}})
+    with pytest.raises(ConfigError, match=r"^config key 'levels': nested deeper than 100"):
+        build_config(app, environ={"TESTAPP_LEVELS": DEEP})

@@ -26,6 +26,19 @@ SERVICE = """
         return args
 """
 
+CONFIGURED = """
+    from zmqservice import App
+
+    app = App("errcfg", config={"optional": {"levels": list, "size": int}})
+
+
+    @app.replyer("echo")
+    def echo(args):
+        return args
+"""
+
+DEEP = "[" * 5000 + "]" * 5000
+
 PEER_COMMANDS = {
     "call": ["call", "{endpoint}", "add", "{}", "-t", "0.2"],
     "describe": ["describe", "{endpoint}", "-t", "0.2"],
@@ -118,3 +131,63 @@ def test_a_nul_character_in_an_ipc_path_binds_nothing(
 
     usage_error(child, "addresses.in.echo.replyer", "NUL")
     assert not ipc.exists()  # before: libzmq bound the path cut at the NUL
+
+
+@pytest.fixture
+def configured(write: Write, tmp_path: Path) -> list[str]:
+    """``run`` argv of a service with config keys ``levels`` and ``size``; its ipc unused."""
+    service = write("errcfg.py", CONFIGURED)
+    addresses = write("a.json", {"in": {"echo": {"replyer": f"ipc://{tmp_path}/e.ipc"}}})
+    return ["run", str(service), "-a", str(addresses)]
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b'{"size": "\xff"}', ["config file", "is not UTF-8"]),
+        (
+            b'{"levels": [{"__decimal__": true, "as_str": "abc"}]}',
+            ["key 'levels[0]'", "bad Decimal marker"],
+        ),
+        (b'{"levels": [{"__uuid__": true, "as_str": "x"}]}', ["levels[0]", "bad UUID marker"]),
+        (b'{"levels": [{"__set__": true, "value": 1}]}', ["levels[0]", "bad set marker"]),
+        (b'{"size": ' + b"7" * 5000 + b"}", ["key 'size'", "5000 digits"]),
+        (b'{"levels": ' + DEEP.encode() + b"}", ["config file", "nested deeper than 100"]),
+    ],
+    ids=["not-utf8", "decimal", "uuid", "set", "long-int", "deep"],
+)
+def test_a_config_file_that_cannot_be_config_is_one_line_and_exit_2(
+    spawn: Spawner, configured: list[str], tmp_path: Path, content: bytes, words: list[str]
+) -> None:
+    (tmp_path / "config.json").write_bytes(content)
+
+    child = spawn.run(*configured, "-c", "config.json")
+
+    usage_error(child, *words)
+
+
+def test_an_addresses_file_that_is_not_utf8_is_one_line_and_exit_2(
+    spawn: Spawner, write: Write, tmp_path: Path
+) -> None:
+    service = write("errsvc.py", SERVICE)
+    (tmp_path / "a.json").write_bytes(b'{"in": {"echo": {"replyer": "\xff"}}}')
+
+    child = spawn.run("run", str(service), "-a", "a.json")
+
+    usage_error(child, "addresses file", "is not UTF-8")
+
+
+def test_a_cli_value_nested_5000_deep_is_one_line_and_exit_2(
+    spawn: Spawner, configured: list[str]
+) -> None:
+    child = spawn.run(*configured, "--levels", DEEP)
+
+    usage_error(child, "config key 'levels'", "nested deeper than 100")
+
+
+def test_an_environment_value_nested_5000_deep_is_one_line_and_exit_2(
+    spawn: Spawner, configured: list[str]
+) -> None:
+    child = spawn.run(*configured, env={"ERRCFG_LEVELS": DEEP})
+
+    usage_error(child, "config key 'levels'", "nested deeper than 100")

@@ -30,7 +30,7 @@ def _extra_config(args: list[str], app: Any) -> dict[str, Any]:
             if raw is None:
                 raise CliError(f"config option --{key} needs a value")
         key = key.replace("-", "_")
-        extra[key] = parse_value(raw, app.config.field_type(key))
+        extra[key] = parse_value(raw, app.config.field_type(key), key)
     return extra
 
 
