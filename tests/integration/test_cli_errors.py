@@ -191,3 +191,21 @@ def test_an_environment_value_nested_5000_deep_is_one_line_and_exit_2(
     child = spawn.run(*configured, env={"ERRCFG_LEVELS": DEEP})
 
     usage_error(child, "config key 'levels'", "nested deeper than 100")
+
+
+def test_a_key_file_line_without_equals_is_one_line_and_exit_2(
+    spawn: Spawner, write: Write, tmp_path: Path
+) -> None:
+    import zmq.auth
+
+    service = write("errsvc.py", SERVICE)
+    (tmp_path / "clients").mkdir()
+    zmq.auth.create_certificates(tmp_path / "clients", "client")
+    (tmp_path / "clients" / "client.key_secret").unlink()
+    (tmp_path / "server.key_secret").write_text("curve\n    public-key\n", encoding="utf-8")
+    curve = {"secret_key": "server.key_secret", "allowed_clients": "clients"}
+    addresses = write("a.json", {"in": {"echo": {"replyer": "tcp://127.0.0.1:0", "curve": curve}}})
+
+    child = spawn.run("run", str(service), "-a", str(addresses))
+
+    usage_error(child, "addresses.in.echo.curve.secret_key", "without '='")
