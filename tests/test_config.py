@@ -569,3 +569,38 @@ def test_an_environment_variable_nested_5000_deep_is_a_config_error() -> None:
     app = App("testapp", config={"optional": {"levels": list}})
     with pytest.raises(ConfigError, match=r"^config key 'levels': nested deeper than 100"):
         build_config(app, environ={"TESTAPP_LEVELS": DEEP})
+
+
+# -- min_wait ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0, 0.001, 60])
+def test_min_wait_takes_seconds_from_0_to_60(value: float) -> None:
+    from zmqservice.config import check_min_wait
+
+    assert check_min_wait(value) == value
+
+
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), 61, "1", True, None])
+def test_min_wait_outside_0_to_60_is_a_config_error(value: Any) -> None:
+    from zmqservice.config import check_min_wait
+
+    with pytest.raises(ConfigError, match=r"^min_wait: expected seconds from 0 to 60, got "):
+        check_min_wait(value)
+
+
+@pytest.mark.parametrize("main", [False, True])
+def test_app_run_refuses_a_bad_min_wait_before_any_socket(main: bool) -> None:
+    app = App("testapp")
+
+    @app.replyer("echo", address="tcp://127.0.0.1:0")
+    def echo(args: Any) -> Any:
+        return args
+
+    @app.main
+    def run_main() -> None:
+        raise AssertionError("main must not run")
+
+    with pytest.raises(ConfigError, match=r"^min_wait"):
+        app.run(main=main, min_wait=float("nan"))
+    assert app.endpoints == {}

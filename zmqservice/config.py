@@ -8,6 +8,7 @@ are resolved by `zmqservice.transport.addresses`, which owns what sockets need.
 from __future__ import annotations
 
 import json
+import math
 import re
 import typing
 from collections.abc import Mapping
@@ -26,7 +27,14 @@ from .fields import is_class_record, record_fields
 if TYPE_CHECKING:
     from .app import App
 
-__all__ = ["MAX_DEPTH", "build_config", "load_json", "parse_value"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_MIN_WAIT",
+    "build_config",
+    "check_min_wait",
+    "load_json",
+    "parse_value",
+]
 
 
 MAX_DEPTH = 100
@@ -175,6 +183,24 @@ def parse_value(raw: str, declared: Any, key: str = "") -> Any:
         return _walk(value, key, 1, markers=False)
     except _Bad as exc:
         raise ConfigError(f"config key {exc.path!r}: {exc.reason}") from None
+
+
+MAX_MIN_WAIT = 60.0
+"""The longest `min_wait` (seconds slept after each poll round): a stop waits it out."""
+
+
+def check_min_wait(min_wait: Any) -> float:
+    """`min_wait` as a float, 0 to `MAX_MIN_WAIT` seconds.
+
+    Raises:
+        ConfigError: anything else (negative, ``nan``, ``inf``, not a number).
+    """
+    number = isinstance(min_wait, (int, float)) and not isinstance(min_wait, bool)
+    if number and math.isfinite(min_wait) and 0 <= min_wait <= MAX_MIN_WAIT:
+        return float(min_wait)
+    raise ConfigError(
+        f"min_wait: expected seconds from 0 to {MAX_MIN_WAIT:g}, got {_short(min_wait)}"
+    )
 
 
 def _defaults(app: App) -> dict[str, Any]:

@@ -209,3 +209,49 @@ def test_a_key_file_line_without_equals_is_one_line_and_exit_2(
     child = spawn.run("run", str(service), "-a", str(addresses))
 
     usage_error(child, "addresses.in.echo.curve.secret_key", "without '='")
+
+
+@pytest.mark.parametrize("main", [[], ["-m"]], ids=["serving", "main-mode"])
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "61"])
+def test_a_bad_min_wait_is_a_usage_error_before_anything_binds(
+    spawn: Spawner, write: Write, tmp_path: Path, value: str, main: list[str]
+) -> None:
+    service = write(
+        "errmain.py",
+        SERVICE
+        + """
+
+    @app.main
+    def main():
+        pass
+""",
+    )
+    ipc = tmp_path / "wt.ipc"
+    addresses = write("a.json", {"in": {"echo": {"replyer": f"ipc://{ipc}"}}})
+
+    child = spawn.run("run", str(service), "-a", str(addresses), *main, "-wt", value)
+
+    usage_error(child, "--min-wait")
+    assert not ipc.exists()
+
+
+@pytest.mark.parametrize(
+    ("log_path", "words"),
+    [(".", ["Is a directory"]), ("blocker/x.log", ["'blocker' is not a directory"])],
+    ids=["a-directory", "a-file-in-the-way"],
+)
+def test_a_log_path_that_cannot_be_opened_is_one_line_and_exit_2(
+    spawn: Spawner, write: Write, tmp_path: Path, log_path: str, words: list[str]
+) -> None:
+    service = write("errsvc.py", SERVICE)
+    (tmp_path / "blocker").write_text("a file", encoding="utf-8")
+
+    child = spawn.run("run", str(service), "-l", log_path)
+
+    usage_error(child, f"log_path {log_path!r}", *words)
+
+
+def test_a_negative_backup_count_is_a_usage_error(spawn: Spawner, write: Write) -> None:
+    child = spawn.run("run", str(write("errsvc.py", SERVICE)), "-bc", "-1")
+
+    usage_error(child, "--backup-count")

@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from ..config import parse_value
+from ..config import MAX_MIN_WAIT, parse_value
 from ..errors import ConfigError
-from ._common import CONTEXT, CliError
+from ._common import CONTEXT, CliError, Seconds
 
 __all__ = ["keygen", "run"]
 
@@ -44,10 +44,10 @@ def _extra_config(args: list[str], app: Any) -> dict[str, Any]:
 @click.option(
     "-wt",
     "--min-wait",
-    type=float,
+    type=Seconds(min=0, max=MAX_MIN_WAIT),
     default=0.0,
     show_default=True,
-    help="Seconds to sleep between poll rounds.",
+    help=f"Seconds to sleep between poll rounds (0 to {MAX_MIN_WAIT:g}).",
 )
 @click.option("-cl", "--console-log-level", type=LEVELS, default="INFO", show_default=True)
 @click.option("-f", "--file-log-level", type=LEVELS, default="INFO", show_default=True)
@@ -55,7 +55,7 @@ def _extra_config(args: list[str], app: Any) -> dict[str, Any]:
 @click.option(
     "-bc",
     "--backup-count",
-    type=int,
+    type=click.IntRange(min=0),
     default=24,
     show_default=True,
     help="Rotated log files to keep.",
@@ -87,8 +87,8 @@ def run(
     from ..log import get_logger, setup_logging
     from ..transport import run_app
 
-    setup_logging(console_log_level, log_path, file_log_level, backup_count)
     try:
+        setup_logging(console_log_level, log_path, file_log_level, backup_count)
         app = load_app(target)
         extra = _extra_config(list(ctx.args), app)
         if workers is not None:
