@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Child, Spawner
+from .conftest import Child, Spawner, wait_for
 
 Write = Callable[[str, Any], Path]
 
@@ -255,3 +255,54 @@ def test_a_negative_backup_count_is_a_usage_error(spawn: Spawner, write: Write) 
     child = spawn.run("run", str(write("errsvc.py", SERVICE)), "-bc", "-1")
 
     usage_error(child, "--backup-count")
+
+
+# -- a second service on a busy ipc path ------------------------------------------------------
+
+
+def test_a_second_service_on_a_live_ipc_path_exits_2_and_the_first_keeps_it(
+    spawn: Spawner, write: Write, ipc: Callable[[str], str]
+) -> None:
+    service = write("errsvc.py", SERVICE)
+    endpoint = ipc("busy")
+    addresses = write("a.json", {"in": {"echo": {"replyer": endpoint}}})
+    first = spawn.start("run", str(service), "-a", str(addresses))
+    assert first.request(endpoint, "one")["return_args"] == "one"
+
+    second = spawn.run("run", str(service), "-a", str(addresses))
+
+    usage_error(second, f"cannot bind in.echo (replyer) to {endpoint}: Address already in use")
+    assert first.proc.poll() is None
+    assert first.request(endpoint, "two")["return_args"] == "two"  # before: unreachable
+
+
+def test_a_proxy_on_a_live_ipc_path_exits_2(
+    spawn: Spawner, write: Write, ipc: Callable[[str], str]
+) -> None:
+    service = write("errsvc.py", SERVICE)
+    endpoint = ipc("busy")
+    addresses = write("a.json", {"in": {"echo": {"replyer": endpoint}}})
+    first = spawn.start("run", str(service), "-a", str(addresses))
+    assert first.request(endpoint, "one")["return_args"] == "one"
+
+    proxy = spawn.run("proxy", "reqrep", "--frontend", endpoint, "--backend", "tcp://127.0.0.1:0")
+
+    usage_error(proxy, "--frontend", "Address already in use")
+    assert first.request(endpoint, "two")["return_args"] == "two"
+
+
+def test_a_stale_ipc_file_is_taken_over(
+    spawn: Spawner, write: Write, ipc: Callable[[str], str]
+) -> None:
+    service = write("errsvc.py", SERVICE)
+    endpoint = ipc("stale")
+    addresses = write("a.json", {"in": {"echo": {"replyer": endpoint}}})
+    killed = spawn.start("run", str(service), "-a", str(addresses))
+    assert killed.request(endpoint, "one")["return_args"] == "one"
+    killed.signal(9)  # SIGKILL: the socket file stays behind
+    killed.wait()
+    assert wait_for(lambda: Path(endpoint.removeprefix("ipc://")).is_socket())
+
+    second = spawn.start("run", str(service), "-a", str(addresses))
+
+    assert second.request(endpoint, "two")["return_args"] == "two"

@@ -22,7 +22,7 @@ from ..connection import DEFAULT_HWM
 from ..errors import ConfigError, ZmqServiceError
 from . import signals
 from .addresses import parse_endpoint
-from .sockets import last_endpoint
+from .sockets import bind, last_endpoint
 
 __all__ = ["KINDS", "Proxy", "run_proxy"]
 
@@ -109,7 +109,7 @@ class Proxy:
             sock.setsockopt(zmq.SNDHWM, hwm)
             sock.setsockopt(zmq.RCVHWM, hwm)
         try:
-            sock.bind(url)
+            bind(sock, url)
         except zmq.ZMQError as exc:
             raise ConfigError(f"{key}: cannot bind {url}: {exc.strerror}") from None
         return sock
