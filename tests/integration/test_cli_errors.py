@@ -306,3 +306,23 @@ def test_a_stale_ipc_file_is_taken_over(
     second = spawn.start("run", str(service), "-a", str(addresses))
 
     assert second.request(endpoint, "two")["return_args"] == "two"
+
+
+def test_workers_on_a_busy_port_name_the_replyers_address_key(spawn: Spawner, write: Write) -> None:
+    import zmq
+
+    service = write("errsvc.py", SERVICE)
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    holder = ctx.socket(zmq.REP)
+    try:
+        holder.bind("tcp://127.0.0.1:0")
+        taken = holder.getsockopt(zmq.LAST_ENDPOINT).decode()  # type: ignore[union-attr]
+        addresses = write("a.json", {"in": {"echo": {"replyer": taken}}})
+
+        child = spawn.run("run", str(service), "-a", str(addresses), "--workers", "2")
+    finally:
+        holder.close(linger=0)
+        ctx.term()
+
+    line = usage_error(child, "addresses.in.echo.replyer", taken, "Address already in use")
+    assert "--frontend" not in line  # an option the user never passed

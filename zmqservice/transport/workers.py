@@ -238,7 +238,8 @@ def run_workers(
     restore = signals.install(on_signal)
     try:
         for name in names:
-            proxies.append(Proxy("reqrep", endpoints[name].url, backends[name]))
+            keys = (f"addresses.in.{name}.replyer", f"the workers' backend for {name}")
+            proxies.append(Proxy("reqrep", endpoints[name].url, backends[name], keys=keys))
         context: Any = multiprocessing.get_context("spawn")
         options = {
             "extra_config": dict(extra_config or {}),
