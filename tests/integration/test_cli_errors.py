@@ -326,3 +326,68 @@ def test_workers_on_a_busy_port_name_the_replyers_address_key(spawn: Spawner, wr
 
     line = usage_error(child, "addresses.in.echo.replyer", taken, "Address already in use")
     assert "--frontend" not in line  # an option the user never passed
+
+
+# -- an exception while importing the target: the user's frames --------------------------------
+
+BROKEN = """
+    from zmqservice import App
+
+    from helpers import lookup
+
+    app = App("broken")
+    lookup()
+"""
+
+HELPERS = """
+    def lookup():
+        return an_undefined_name
+"""
+
+
+@pytest.mark.parametrize(
+    "argv", [["run", "broken.py"], ["run", "broken"], ["routes", "broken.py"], ["docs", "broken"]]
+)
+def test_an_exception_while_importing_shows_the_users_frames(
+    spawn: Spawner, write: Write, argv: list[str]
+) -> None:
+    service = write("broken.py", BROKEN)
+    helpers = write("helpers.py", HELPERS)
+
+    child = spawn.run(*argv)
+
+    err = child.stderr()
+    assert child.proc.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("Error: could not import "), err
+    assert lines[0].endswith("NameError: name 'an_undefined_name' is not defined"), err
+    assert lines[1] == "Traceback (most recent call last):", err
+    assert lines[2] == f'  File "{service}", line 7, in <module>', err
+    assert lines[3] == "    lookup()", err
+    assert lines[4] == f'  File "{helpers}", line 3, in lookup', err
+    assert lines[-1] == "NameError: name 'an_undefined_name' is not defined", err
+    assert "zmqservice" not in "".join(lines[1:]) and "importlib" not in err, err
+
+
+def test_a_syntax_error_in_the_target_shows_where(spawn: Spawner, write: Write) -> None:
+    service = write("broken.py", "from zmqservice import App\n\napp = App(\n")
+
+    child = spawn.run("run", str(service))
+
+    err = child.stderr()
+    assert child.proc.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("Error: could not import "), err
+    assert f'  File "{service}", line 3' in lines, err
+    assert lines[-1] == "SyntaxError: '(' was never closed", err
+    assert "Traceback" not in err  # no frame of the user's ran
+
+
+def test_a_missing_target_module_stays_one_line(spawn: Spawner) -> None:
+    child = spawn.run("run", "no_such_module_for_zmqservice")
+
+    assert (
+        usage_error(child)
+        == "Error: could not import 'no_such_module_for_zmqservice': no such module"
+    )
+    assert len(child.stderr().strip().splitlines()) == 1

@@ -48,13 +48,46 @@ class ToolError(click.ClickException):
     exit_code = 1
 
 
+def usage_error(exc: ConfigError) -> CliError:
+    """Exit 2 with `exc`'s line; an import that failed inside the user's code adds its frames.
+
+    As ``flask run`` does: the traceback of the exception the target raised while it was
+    imported (`ConfigError.__cause__`), without zmqservice's and importlib's frames.
+    """
+    message = str(exc)
+    cause = exc.__cause__
+    if cause is not None:
+        message += "\n" + user_traceback(cause).rstrip("\n")
+    return CliError(message)
+
+
+def user_traceback(exc: BaseException) -> str:
+    """`exc`'s traceback text with only the frames outside zmqservice and importlib."""
+    import importlib
+    import os
+    import traceback
+    from pathlib import Path
+
+    from .. import __file__ as package_init
+
+    folders = (Path(package_init).parent, Path(importlib.__file__).parent)
+    hidden = (*(str(folder) + os.sep for folder in folders), "<frozen ")
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(hidden)
+    ]
+    head = (
+        ["Traceback (most recent call last):\n", *traceback.format_list(frames)] if frames else []
+    )
+    return "".join(head + traceback.format_exception_only(type(exc), exc))
+
+
 def load_target(target: str) -> Any:
     from ..loading import load_app
 
     try:
         return load_app(target)
     except ConfigError as exc:
-        raise CliError(str(exc)) from None
+        raise usage_error(exc) from None
 
 
 def endpoint(endpoint: str) -> str:

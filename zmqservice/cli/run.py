@@ -10,7 +10,7 @@ import click
 
 from ..config import MAX_MIN_WAIT, parse_value
 from ..errors import ConfigError
-from ._common import CONTEXT, CliError, Seconds
+from ._common import CONTEXT, CliError, Seconds, usage_error
 
 __all__ = ["keygen", "run"]
 
@@ -118,7 +118,7 @@ def run(
             on_ready=lambda: _announce(app, console_log_level),
         )
     except ConfigError as exc:
-        raise CliError(str(exc)) from None
+        raise usage_error(exc) from None
     except click.ClickException:
         raise
     except Exception:
