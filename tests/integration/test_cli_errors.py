@@ -391,3 +391,59 @@ def test_a_missing_target_module_stays_one_line(spawn: Spawner) -> None:
         == "Error: could not import 'no_such_module_for_zmqservice': no such module"
     )
     assert len(child.stderr().strip().splitlines()) == 1
+
+
+# -- extra options: config keys, or an error naming the close match -------------------------
+
+FREE_MAIN = """
+    from pathlib import Path
+
+    from zmqservice import App
+
+    app = App("freemain")
+
+
+    @app.main
+    def main(config):
+        Path("ran.txt").write_text(repr(config))
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--worker", "2"], ["no such option: --worker", "did you mean --workers?"]),
+        (["--log-level", "DEBUG"], ["no such option: --log-level", "--console-log-level"]),
+        (["--reload"], ["no such option: --reload"]),
+        (["--reload", "--worker", "2"], ["no such option: --reload"]),
+    ],
+    ids=["worker", "log-level", "reload", "reload-then-worker"],
+)
+def test_a_mistyped_run_option_is_not_config(
+    spawn: Spawner, write: Write, tmp_path: Path, extra: list[str], words: list[str]
+) -> None:
+    service = write("freemain.py", FREE_MAIN)
+
+    child = spawn.run("run", str(service), "-m", *extra)
+
+    usage_error(child, *words)
+    assert not (tmp_path / "ran.txt").exists()  # before: main ran with it as config
+
+
+def test_other_extra_options_still_reach_a_model_less_config(
+    spawn: Spawner, write: Write, tmp_path: Path
+) -> None:
+    service = write("freemain.py", FREE_MAIN)
+
+    child = spawn.run("run", str(service), "-m", "--symbol", "BTC", "--depth=3")
+
+    assert child.proc.returncode == 0, child.stderr()
+    assert (tmp_path / "ran.txt").read_text() == "{'symbol': 'BTC', 'depth': 3}"
+
+
+def test_an_undeclared_key_names_the_declared_close_one(
+    spawn: Spawner, configured: list[str]
+) -> None:
+    child = spawn.run(*configured, "--levls", "[1]")
+
+    usage_error(child, "no such option: --levls", "did you mean --levels?", "has no config key")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import itertools
 import logging
 import sys
 from typing import Any
@@ -17,21 +19,89 @@ __all__ = ["keygen", "run"]
 LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
 
 
-def _extra_config(args: list[str], app: Any) -> dict[str, Any]:
-    """Turn ``--key value`` / ``--key=value`` pairs into config entries."""
+def _extra_config(args: list[str], app: Any, options: list[str]) -> dict[str, Any]:
+    """Turn ``--key value`` / ``--key=value`` pairs into config entries.
+
+    A key must be one the app's config model declares; an app without a model takes any
+    key, except one that looks like a mistyped option of ``run`` (`options`). Either way
+    an unknown option is an error naming the close matches.
+    """
+    model = app.config
+    declared = None if model.is_any else [*model.required, *model.optional]
     extra: dict[str, Any] = {}
     items = iter(args)
     for item in items:
         if not item.startswith("--") or len(item) < 3:
             raise CliError(f"unexpected argument {item!r}: extra config goes as --key value")
         key, eq, raw = item[2:].partition("=")
+        name = key.replace("-", "_")
         if not eq:
             raw = next(items, None)  # type: ignore[assignment]
-            if raw is None:
-                raise CliError(f"config option --{key} needs a value")
-        key = key.replace("-", "_")
-        extra[key] = parse_value(raw, app.config.field_type(key), key)
+            if raw is not None and raw.startswith("--"):  # the next option, not a value
+                items = itertools.chain([raw], items)
+                raw = None  # type: ignore[assignment]
+        if declared is None or name not in declared or raw is None:
+            _refuse(f"--{key}", name, app, declared, options, missing=raw is None)
+        extra[name] = parse_value(raw, model.field_type(name), name)
     return extra
+
+
+def _refuse(
+    flag: str, name: str, app: Any, declared: list[str] | None, options: list[str], missing: bool
+) -> None:
+    """Raise the error for an extra option that is no config key (or has no value)."""
+    hints = _close(flag, name, declared or [], options)
+    if declared is not None and name in declared:  # a config key without its value
+        raise CliError(f"config option {flag} needs a value")
+    if declared is None and not hints and missing:
+        raise CliError(f"no such option: {flag} (an extra --key is a config key and takes a value)")
+    if declared is None and not hints:
+        return  # an app without a config model takes any key
+    hint = f" (did you mean {' or '.join(hints)}?)" if hints else ""
+    if declared is None:
+        reason = f"to set config key {name!r}, put it in a -c file"
+    else:
+        keys = ", ".join(declared[:10]) + (" ..." if len(declared) > 10 else "")
+        reason = f"App {app.name!r} has no config key {name!r} (its keys: {keys or 'none'})"
+    raise CliError(f"no such option: {flag}{hint}; {reason}")
+
+
+PREDECESSOR_FLAGS = {
+    "service-path": "TARGET (the first argument)",
+    "addresses-path": "--addresses",
+    "config-path": "--config",
+    "main-mode": "--main",
+    "service-loop-min-wait-time-s": "--min-wait",
+}
+"""The predecessor's long options that no typo rule would map to ours."""
+
+
+def _close(flag: str, name: str, keys: list[str], options: list[str]) -> list[str]:
+    """`run`'s options and the config keys `flag` may be a typo of (difflib)."""
+    word = name.replace("_", "-").lower()
+    longs = {option[2:]: option for option in options if option.startswith("--")}
+    shorts = {option[1:]: option for option in options if not option.startswith("--")}
+    found = [PREDECESSOR_FLAGS[word]] if word in PREDECESSOR_FLAGS else []
+    found += [shorts[word]] if word in shorts else []  # --wt for -wt
+    found += [longs[m] for m in difflib.get_close_matches(word, list(longs), 3, 0.75)]
+    # --log-level, --loglevel: the end of an option's name (not a one-word key like --path)
+    bare = word.replace("-", "")
+    if len(bare) >= 6:
+        found += [
+            o for n, o in longs.items() if n.replace("-", "").endswith(bare) and o not in found
+        ]
+    by_key = {key.replace("_", "-"): key for key in keys}
+    close = difflib.get_close_matches(word, list(by_key), 3, 0.6)
+    return [f"--{by_key[m].replace('_', '-')}" for m in close] + found
+
+
+def _options(ctx: click.Context) -> list[str]:
+    return [
+        opt
+        for param in ctx.command.get_params(ctx)
+        if isinstance(param, click.Option)
+        for opt in [*param.opts, *param.secondary_opts]
+    ]
 
 
 @click.command(
@@ -81,7 +151,8 @@ def run(
 ) -> None:
     """Run the service TARGET (module:app, module, path/to/file.py[:app]).
 
-    Extra --key value pairs go into the config (values that parse as JSON are parsed).
+    Extra --key value pairs go into the config (values that parse as JSON are parsed):
+    only keys the config model declares, and none that looks like a mistyped option.
     """
     from ..loading import load_app
     from ..log import get_logger, setup_logging
@@ -90,7 +161,7 @@ def run(
     try:
         setup_logging(console_log_level, log_path, file_log_level, backup_count)
         app = load_app(target)
-        extra = _extra_config(list(ctx.args), app)
+        extra = _extra_config(list(ctx.args), app, _options(ctx))
         if workers is not None:
             from ..transport.workers import run_workers
 
