@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Child, Spawner, wait_for
+from .conftest import WAIT_S, Child, Runner, Spawner, wait_for
 
 Write = Callable[[str, Any], Path]
 
@@ -447,3 +447,106 @@ def test_an_undeclared_key_names_the_declared_close_one(
     child = spawn.run(*configured, "--levls", "[1]")
 
     usage_error(child, "no such option: --levls", "did you mean --levels?", "has no config key")
+
+
+# -- Ctrl-C during call, describe, publish ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["call", "{endpoint}", "add", "{}", "-t", "30"],
+        ["call", "{endpoint}", "add", "{}", "-t", "30", "--check-name"],
+        ["describe", "{endpoint}", "-t", "30"],
+        ["publish", "{endpoint}", "{}", "-t", "30"],
+    ],
+    ids=["call", "call-check-name", "describe", "publish"],
+)
+def test_ctrl_c_is_interrupted_and_exit_130(spawn: Spawner, argv: list[str]) -> None:
+    import signal
+    import socket
+
+    # A plain TCP listener that never answers: once the command's socket has connected,
+    # it waits in its bounded poll loop, where a Ctrl-C lands.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(WAIT_S)
+        endpoint = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+        child = spawn.start(*[endpoint if a == "{endpoint}" else a for a in argv])
+        peer, _ = listener.accept()
+        with peer:
+            child.signal(signal.SIGINT)
+            code = child.wait()
+
+    assert code == 130, child.stderr()  # before: "Aborted!", exit 1
+    assert child.stderr().strip() == "Error: interrupted"
+
+
+# -- call --check-name -----------------------------------------------------------------------
+
+
+def orders_app(describe: bool = True) -> Any:
+    from zmqservice import App
+
+    app = App("orders", describe=describe)
+    app.calls = []  # type: ignore[attr-defined]
+
+    @app.replyer("cancel_order", address="tcp://127.0.0.1:0")
+    def cancel_order(args: Any) -> Any:
+        app.calls.append(args)  # type: ignore[attr-defined]
+        return {"ok": True}
+
+    @app.replyer("place_order", address="tcp://127.0.0.1:0")
+    def place_order(args: Any) -> Any:
+        return {"ok": True}
+
+    return app
+
+
+def test_call_check_name_sends_nothing_for_a_name_the_app_lacks(
+    runner: Runner, spawn: Spawner
+) -> None:
+    app = runner.serve(orders_app())
+    endpoint = app.endpoints["cancel_order"]
+
+    child = spawn.run("call", endpoint, "cancel_ordr", "{}", "--check-name")
+
+    assert child.proc.returncode == 1, child.stderr()
+    assert child.stderr().strip() == (
+        f"Error: cancel_ordr: App 'orders' at {endpoint} has no replyer 'cancel_ordr' "
+        "(its replyers: cancel_order, place_order); nothing was sent"
+    )
+    assert app.calls == []  # type: ignore[attr-defined]
+
+
+def test_call_check_name_calls_a_name_the_app_has(runner: Runner, spawn: Spawner) -> None:
+    app = runner.serve(orders_app())
+
+    child = spawn.run("call", app.endpoints["cancel_order"], "cancel_order", "{}", "--check-name")
+
+    assert child.proc.returncode == 0, child.stderr()
+    assert child.stdout().strip() == '{"ok":true}'
+    assert app.calls == [{}]  # type: ignore[attr-defined]
+
+
+def test_call_check_name_refuses_an_app_that_does_not_describe(
+    runner: Runner, spawn: Spawner
+) -> None:
+    app = runner.serve(orders_app(describe=False))
+
+    child = spawn.run("call", app.endpoints["cancel_order"], "cancel_order", "{}", "--check-name")
+
+    assert child.proc.returncode == 1
+    assert child.stderr().startswith("Error: cancel_order: cannot check the name, nothing was sent")
+    assert app.calls == []  # type: ignore[attr-defined]
+
+
+def test_call_without_check_name_sends_the_request_alone(runner: Runner, spawn: Spawner) -> None:
+    """The default stays one request: a describe request would stop a predecessor replyer."""
+    app = runner.serve(orders_app(describe=False))  # would refuse a describe with an error
+
+    child = spawn.run("call", app.endpoints["cancel_order"], "anything", "{}")
+
+    assert child.proc.returncode == 0, child.stderr()
+    assert app.calls == [{}]  # type: ignore[attr-defined]

@@ -127,13 +127,25 @@ def workflow_id(given: str | None) -> str:
     return given or new_workflow_id()
 
 
+class Interrupted(click.ClickException):
+    """Ctrl-C: ``Error: interrupted`` and exit code 130 (128 + SIGINT), as shells report it."""
+
+    exit_code = 130
+
+
 @contextlib.contextmanager
 def talking() -> Iterator[None]:
-    """Around the sockets of call, describe, publish, listen: `ConfigError` -> exit 2."""
+    """Around call, describe, publish, listen: `ConfigError` -> exit 2, Ctrl-C -> exit 130.
+
+    Also a decorator. Without it click reports Ctrl-C as ``Aborted!`` and exit 1, the code
+    of a failed or timed-out request.
+    """
     try:
         yield
     except ConfigError as exc:  # an endpoint libzmq refuses to connect to
         raise CliError(str(exc)) from None
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted") from None
 
 
 def request(url: str, frame: bytes, timeout: float, what: str) -> bytes:
@@ -141,8 +153,7 @@ def request(url: str, frame: bytes, timeout: float, what: str) -> bytes:
     from ..transport.oneshot import request_once
 
     try:
-        with talking():
-            return request_once(url, frame, timeout)
+        return request_once(url, frame, timeout)
     except RequestTimeout as exc:
         raise ToolError(f"{what}: {exc}") from None
 
