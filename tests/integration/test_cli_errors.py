@@ -117,6 +117,26 @@ def test_a_timeout_that_is_not_a_finite_number_is_a_usage_error(
     usage_error(child, "--timeout")
 
 
+@pytest.mark.parametrize("command", ["call", "publish"])
+@pytest.mark.parametrize(
+    ("args_json", "words"),
+    [
+        ('{"x": 99999999999999999999999}', ["ARGS_JSON cannot go on the wire"]),
+        (DEEP, ["ARGS_JSON is nested too deeply"]),
+    ],
+    ids=["int-beyond-64-bits", "nested-5000-deep"],
+)
+def test_args_that_cannot_be_sent_are_one_line_and_exit_2(
+    spawn: Spawner, command: str, args_json: str, words: list[str]
+) -> None:
+    argv = peer_command(command, "tcp://127.0.0.1:1")
+    argv[argv.index("{}")] = args_json
+
+    child = spawn.run(*argv)
+
+    usage_error(child, *words)
+
+
 # -- zmqservice run ----------------------------------------------------------------------------
 
 

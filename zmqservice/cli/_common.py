@@ -108,6 +108,18 @@ def parse_args(args_json: str) -> Any:
         return json.loads(text, object_hook=marker_hook)
     except (ValueError, TypeError, ArithmeticError) as exc:
         raise CliError(f"ARGS_JSON is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise CliError("ARGS_JSON is nested too deeply to read") from None
+
+
+def envelope(args: Any, workflow_id: str) -> bytes:
+    """The request (or publication) envelope of `args`; exit 2 if msgpack cannot carry them."""
+    from ..codec import encode_request
+
+    try:
+        return encode_request(args, workflow_id)
+    except (TypeError, ValueError, OverflowError) as exc:  # an int beyond 64 bits, too deep
+        raise CliError(f"ARGS_JSON cannot go on the wire: {exc}") from None
 
 
 def echo_json(value: Any) -> None:

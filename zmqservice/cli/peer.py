@@ -50,7 +50,7 @@ def call(
     url, args = common.endpoint(endpoint), common.parse_args(args_json)
     if check_name:
         _check_name(url, name, timeout)
-    frame = codec.encode_request(args, common.workflow_id(workflow_id))
+    frame = common.envelope(args, common.workflow_id(workflow_id))
     reply = common.request(url, frame, timeout, name)
     try:
         return_args, error = codec.decode_reply(reply)
@@ -147,7 +147,7 @@ def publish(
         common.parse_args(args_json),
         common.workflow_id(workflow_id),
     )
-    frame = codec.topic_prefix(topic) + codec.encode_request(args, wid)
+    frame = codec.topic_prefix(topic) + common.envelope(args, wid)
     try:
         publish_once(url, frame, timeout)
     except TimeoutError as exc:
