@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import itertools
 import logging
 import sys
 from typing import Any
@@ -33,30 +32,34 @@ def _extra_config(args: list[str], app: Any, options: list[str]) -> dict[str, An
     for item in items:
         if not item.startswith("--") or len(item) < 3:
             raise CliError(f"unexpected argument {item!r}: extra config goes as --key value")
-        key, eq, raw = item[2:].partition("=")
+        key, eq, given = item[2:].partition("=")
+        value: str | None = given if eq else next(items, None)
+        if not eq and value is not None and value.startswith("--"):
+            value = None  # the next option, not a value: this one has none
         name = key.replace("-", "_")
-        if not eq:
-            raw = next(items, None)  # type: ignore[assignment]
-            if raw is not None and raw.startswith("--"):  # the next option, not a value
-                items = itertools.chain([raw], items)
-                raw = None  # type: ignore[assignment]
-        if declared is None or name not in declared or raw is None:
-            _refuse(f"--{key}", name, app, declared, options, missing=raw is None)
-        extra[name] = parse_value(raw, model.field_type(name), name)
+        value = _checked_extra(f"--{key}", name, app, declared, options, value)
+        extra[name] = parse_value(value, model.field_type(name), name)
     return extra
 
 
-def _refuse(
-    flag: str, name: str, app: Any, declared: list[str] | None, options: list[str], missing: bool
-) -> None:
-    """Raise the error for an extra option that is no config key (or has no value)."""
-    hints = _close(flag, name, declared or [], options)
-    if declared is not None and name in declared:  # a config key without its value
-        raise CliError(f"config option {flag} needs a value")
-    if declared is None and not hints and missing:
-        raise CliError(f"no such option: {flag} (an extra --key is a config key and takes a value)")
+def _checked_extra(
+    flag: str,
+    name: str,
+    app: Any,
+    declared: list[str] | None,
+    options: list[str],
+    value: str | None,
+) -> str:
+    """`value`, unless `flag` is no config key or has none: `CliError` naming close matches."""
+    if declared is not None and name in declared:
+        if value is None:
+            raise CliError(f"config option {flag} needs a value")
+        return value
+    hints = _close(name, declared or [], options)
     if declared is None and not hints:
-        return  # an app without a config model takes any key
+        if value is not None:
+            return value  # an app without a config model takes any other key
+        raise CliError(f"no such option: {flag} (an extra --key is a config key and takes a value)")
     hint = f" (did you mean {' or '.join(hints)}?)" if hints else ""
     if declared is None:
         reason = f"to set config key {name!r}, put it in a -c file"
@@ -76,8 +79,8 @@ PREDECESSOR_FLAGS = {
 """The predecessor's long options that no typo rule would map to ours."""
 
 
-def _close(flag: str, name: str, keys: list[str], options: list[str]) -> list[str]:
-    """`run`'s options and the config keys `flag` may be a typo of (difflib)."""
+def _close(name: str, keys: list[str], options: list[str]) -> list[str]:
+    """`run`'s options and the config keys that ``--name`` may be a typo of (difflib)."""
     word = name.replace("_", "-").lower()
     longs = {option[2:]: option for option in options if option.startswith("--")}
     shorts = {option[1:]: option for option in options if not option.startswith("--")}
