@@ -65,7 +65,8 @@ def _check_name(url: str, name: str, timeout: float) -> None:
     """Exit 1, having sent nothing else, unless the app at `url` has a replyer `name`."""
     what = f"{name}: cannot check the name, nothing was sent"
     description = _description(url, timeout, what)
-    replyers = [c.get("name") for c in description["connections"] if c.get("kind") == "replyer"]
+    connections = [c for c in description["connections"] if isinstance(c, dict)]
+    replyers = [c.get("name") for c in connections if c.get("kind") == "replyer"]
     if name not in replyers:
         known = ", ".join(str(n) for n in replyers) or "none"
         raise ToolError(
