@@ -357,6 +357,25 @@ def test_bad_address_is_a_config_error_naming_the_key(wired: App, value: Any) ->
         resolve_addresses(wired, addresses, {})
 
 
+@pytest.mark.parametrize("value", ["tcp://*:5004", "*:5004"])
+def test_a_connecting_side_cannot_connect_to_star(wired: App, value: str) -> None:
+    addresses = with_address("out", "exchange", "requester", value)
+    with pytest.raises(ConfigError, match=r"^addresses\.out\.exchange\.requester: .*'\*' binds"):
+        resolve_addresses(wired, addresses, {})
+
+
+@pytest.mark.parametrize("value", ["ipc:///tmp/a\0b.ipc", "tcp://127.0.0.1:5001\0"])
+@pytest.mark.parametrize(
+    ("side", "name", "kind"), [("in", "cancel_order", "replyer"), ("out", "exchange", "requester")]
+)
+def test_a_nul_character_in_an_address_is_a_config_error(
+    wired: App, value: str, side: str, name: str, kind: str
+) -> None:
+    addresses = with_address(side, name, kind, value)
+    with pytest.raises(ConfigError, match=rf"^addresses\.{side}\.{name}\.{kind}: .* NUL"):
+        resolve_addresses(wired, addresses, {})
+
+
 def test_unknown_transport_is_a_config_error_naming_the_key(wired: App) -> None:
     addresses = with_address("in", "cancel_order", "replyer", "http://example.com:80")
     with pytest.raises(
@@ -455,3 +474,133 @@ def test_config_file_markers_decode(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
     path.write_text('{"limit": {"__decimal__": true, "as_str": "2.5"}}')
     assert build_config(app, str(path)) == {"limit": Decimal("2.5")}
+
+
+# -- files and strings that cannot be config: ConfigError naming the key ----------------------
+
+DEEP = "[" * 5000 + "]" * 5000
+
+
+def test_a_config_file_that_is_not_utf8_is_a_config_error(orders: App, tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_bytes(b'{"symbol": "\xff\xfe"}')
+    with pytest.raises(ConfigError, match=r"^config file .*config\.json' is not UTF-8: byte 12"):
+        build_config(orders, path)
+
+
+def test_an_addresses_file_that_is_not_utf8_is_a_config_error(wired: App, tmp_path: Path) -> None:
+    path = tmp_path / "addresses.json"
+    path.write_bytes(b'{"in": {"cancel_order": {"replyer": "\xff"}}}')
+    with pytest.raises(ConfigError, match=r"^addresses file .*addresses\.json' is not UTF-8"):
+        resolve_addresses(wired, path, {})
+
+
+@pytest.mark.parametrize(
+    ("marker", "words"),
+    [
+        ({"__decimal__": True, "as_str": "abc"}, "bad Decimal marker: as_str must be a number"),
+        ({"__decimal__": True, "as_str": [1]}, "bad Decimal marker: as_str must be a number"),
+        ({"__uuid__": True, "as_str": "abc"}, "bad UUID marker: as_str must be a UUID string"),
+        ({"__uuid__": True, "as_str": 5}, "bad UUID marker: as_str must be a UUID string"),
+        ({"__set__": True, "value": 5}, "bad set marker: value must be a list of hashable"),
+        ({"__set__": True, "value": [[1]]}, "bad set marker: value must be a list of hashable"),
+    ],
+)
+def test_a_bad_marker_in_a_config_file_names_its_key(
+    tmp_path: Path, marker: dict[str, Any], words: str
+) -> None:
+    path = write_json(tmp_path / "config.json", {"outer": {"limits": [1, marker]}})
+    with pytest.raises(ConfigError) as info:
+        build_config(App("testapp"), path)
+    assert str(info.value).startswith(f"config file {str(path)!r}, key 'outer.limits[1]': {words}")
+
+
+def test_markers_inside_markers_still_decode(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    value = {"__set__": True, "value": [{"__decimal__": True, "as_str": "1.5"}]}
+    path = write_json(tmp_path / "config.json", {"fees": value})
+    assert build_config(App("testapp"), path) == {"fees": {Decimal("1.5")}}
+
+
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_an_integer_too_long_for_python_in_a_config_file_names_its_key(
+    tmp_path: Path, sign: str
+) -> None:
+    path = tmp_path / "config.json"
+    path.write_text('{"size": ' + sign + "1" * 5000 + "}", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"key 'size': an integer of 5000 digits is too long"):
+        build_config(App("testapp"), path)
+
+
+def test_a_config_file_nested_5000_deep_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text('{"x": ' + DEEP + "}", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"config\.json': nested deeper than 100 levels"):
+        build_config(App("testapp"), path)
+
+
+def test_a_config_file_nested_past_the_limit_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text('{"x": ' + "[" * 150 + "]" * 150 + "}", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"key 'x\[0\]\[0\].*\.\.\.': nested deeper than 100"):
+        build_config(App("testapp"), path)
+
+
+def test_an_addresses_file_nested_5000_deep_is_a_config_error(wired: App, tmp_path: Path) -> None:
+    path = tmp_path / "addresses.json"
+    path.write_text('{"in": ' + DEEP + "}", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"^addresses file .*: nested deeper than 100 levels"):
+        resolve_addresses(wired, path, {})
+
+
+@pytest.mark.parametrize("declared", [None, list, int])
+def test_a_string_value_nested_5000_deep_names_its_key(declared: Any) -> None:
+    with pytest.raises(ConfigError, match=r"^config key 'depth': nested deeper than 100 levels"):
+        parse_value(DEEP, declared, "depth")
+
+
+def test_a_string_value_with_an_integer_too_long_names_its_key() -> None:
+    with pytest.raises(ConfigError, match=r"^config key 'size': an integer of 5000 digits"):
+        parse_value("1" * 5000, int, "size")
+
+
+def test_an_environment_variable_nested_5000_deep_is_a_config_error() -> None:
+    app = App("testapp", config={"optional": {"levels": list}})
+    with pytest.raises(ConfigError, match=r"^config key 'levels': nested deeper than 100"):
+        build_config(app, environ={"TESTAPP_LEVELS": DEEP})
+
+
+# -- min_wait ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0, 0.001, 60])
+def test_min_wait_takes_seconds_from_0_to_60(value: float) -> None:
+    from zmqservice.config import check_min_wait
+
+    assert check_min_wait(value) == value
+
+
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), 61, "1", True, None])
+def test_min_wait_outside_0_to_60_is_a_config_error(value: Any) -> None:
+    from zmqservice.config import check_min_wait
+
+    with pytest.raises(ConfigError, match=r"^min_wait: expected seconds from 0 to 60, got "):
+        check_min_wait(value)
+
+
+@pytest.mark.parametrize("main", [False, True])
+def test_app_run_refuses_a_bad_min_wait_before_any_socket(main: bool) -> None:
+    app = App("testapp")
+
+    @app.replyer("echo", address="tcp://127.0.0.1:0")
+    def echo(args: Any) -> Any:
+        return args
+
+    @app.main
+    def run_main() -> None:
+        raise AssertionError("main must not run")
+
+    with pytest.raises(ConfigError, match=r"^min_wait"):
+        app.run(main=main, min_wait=float("nan"))
+    assert app.endpoints == {}

@@ -13,6 +13,8 @@ import weakref
 from contextvars import ContextVar
 from pathlib import Path
 
+from .errors import ConfigError
+
 __all__ = ["WORKFLOW_ID", "get_logger", "setup_logging"]
 
 WORKFLOW_ID: ContextVar[str] = ContextVar("zmqservice_workflow_id", default="")
@@ -75,12 +77,28 @@ def setup_logging(
 
     Raises:
         ValueError: for an unknown level name.
+        ConfigError: `log_path` cannot be opened (a directory, no permission ...).
     """
     from rich.console import Console
     from rich.logging import RichHandler
 
     console_level = _level(console_loglevel)
     file_level = _level(file_loglevel)
+    rotating: logging.Handler | None = None
+    if log_path is not None:  # first: a path that cannot be opened changes nothing
+        parent = Path(log_path).parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            rotating = logging.handlers.TimedRotatingFileHandler(
+                log_path, when="H", backupCount=backup_count, encoding="utf-8"
+            )
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            if isinstance(exc, FileExistsError):  # from mkdir: a file is in the way
+                reason = f"{str(parent)!r} is not a directory"
+            raise ConfigError(f"log_path {str(log_path)!r}: cannot open it: {reason}") from None
+        rotating.setFormatter(logging.Formatter(FILE_FORMAT))
+        rotating.setLevel(file_level)
     logger = get_logger()
     for handler in [h for h in logger.handlers if h in _INSTALLED]:
         logger.removeHandler(handler)
@@ -101,13 +119,7 @@ def setup_logging(
         console.setFormatter(logging.Formatter(CONSOLE_FORMAT))
     console.setLevel(console_level)
     handlers: list[logging.Handler] = [console]
-    if log_path is not None:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        rotating = logging.handlers.TimedRotatingFileHandler(
-            log_path, when="H", backupCount=backup_count, encoding="utf-8"
-        )
-        rotating.setFormatter(logging.Formatter(FILE_FORMAT))
-        rotating.setLevel(file_level)
+    if rotating is not None:
         handlers.append(rotating)
     for handler in handlers:
         handler.addFilter(_FILTER)

@@ -277,7 +277,11 @@ def test_import_error_inside_the_service_exits_2(spawn: Spawner, write: Write) -
 
     child = spawn.run("run", str(service))
 
-    assert_one_line_error(child, "a_dependency_that_is_not_there")
+    assert child.proc.returncode == 2
+    lines = child.stderr().strip().splitlines()
+    assert lines[0].startswith("Error: could not import ")
+    assert "a_dependency_that_is_not_there" in lines[0]
+    assert f'File "{service}", line 1, in <module>' in child.stderr()  # the user's frame
 
 
 def test_missing_address_exits_2(spawn: Spawner, echo: dict[str, Any]) -> None:

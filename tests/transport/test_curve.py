@@ -315,6 +315,27 @@ def test_a_server_secret_file_is_refused_as_the_server_key(app: App, keys: Path)
         resolve_addresses(app, addresses(keys, client=entry), {})
 
 
+@pytest.mark.parametrize(
+    "line", ["public-key", 'public-key "x"', "secret-key"], ids=["bare", "no-equals", "secret"]
+)
+@pytest.mark.parametrize("field", ["secret_key", "allowed_clients"])
+def test_a_key_line_without_equals_is_a_config_error(
+    app: App, keys: Path, line: str, field: str
+) -> None:
+    folder = keys / "odd"
+    folder.mkdir()
+    path = folder / ("odd.key_secret" if field == "secret_key" else "odd.key")
+    good = 'public-key = "' + public(keys / "client.key").decode() + '"'
+    lines = [good, line] if line.startswith("secret") else [line]
+    path.write_text("curve\n" + "".join(f"    {text}\n" for text in lines), "utf-8")
+    spec = str(path) if field == "secret_key" else str(folder)
+    given = addresses(keys, server=server_entry(keys, **{field: spec}))
+    with pytest.raises(
+        ConfigError, match=rf"^addresses\.in\.cancel_order\.curve\.{field}: .*line without '='"
+    ):
+        resolve_addresses(app, given, {})
+
+
 def stray_secret(folder: Path) -> None:
     (folder / "client.key_secret").write_text("x", encoding="utf-8")
 

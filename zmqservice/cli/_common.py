@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
+import math
 import sys
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -15,7 +18,22 @@ import click
 from ..errors import ConfigError
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-TIMEOUT = click.FloatRange(min=0, min_open=True)
+
+
+class Seconds(click.FloatRange):
+    """A finite number of seconds in a range: click's `FloatRange` lets ``nan`` and ``inf`` by."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return seconds
+
+
+TIMEOUT = Seconds(min=0, min_open=True, max=1e9)
+"""`--timeout`: more than 0 seconds, at most 1e9 (some 31 years; libzmq counts in ms)."""
 
 
 class CliError(click.ClickException):
@@ -37,13 +55,46 @@ def complete_target(ctx: click.Context, param: click.Parameter, incomplete: str)
     return [CompletionItem(incomplete, type="file")]
 
 
+def usage_error(exc: ConfigError) -> CliError:
+    """Exit 2 with `exc`'s line; an import that failed inside the user's code adds its frames.
+
+    As ``flask run`` does: the traceback of the exception the target raised while it was
+    imported (`ConfigError.__cause__`), without zmqservice's and importlib's frames.
+    """
+    message = str(exc)
+    cause = exc.__cause__
+    if cause is not None:
+        message += "\n" + user_traceback(cause).rstrip("\n")
+    return CliError(message)
+
+
+def user_traceback(exc: BaseException) -> str:
+    """`exc`'s traceback text with only the frames outside zmqservice and importlib."""
+    import importlib
+    import os
+    import traceback
+    from pathlib import Path
+
+    from .. import __file__ as package_init
+
+    folders = (Path(package_init).parent, Path(importlib.__file__).parent)
+    hidden = (*(str(folder) + os.sep for folder in folders), "<frozen ")
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(hidden)
+    ]
+    head = (
+        ["Traceback (most recent call last):\n", *traceback.format_list(frames)] if frames else []
+    )
+    return "".join(head + traceback.format_exception_only(type(exc), exc))
+
+
 def load_target(target: str) -> Any:
     from ..loading import load_app
 
     try:
         return load_app(target)
     except ConfigError as exc:
-        raise CliError(str(exc)) from None
+        raise usage_error(exc) from None
 
 
 def endpoint(endpoint: str) -> str:
@@ -64,6 +115,18 @@ def parse_args(args_json: str) -> Any:
         return json.loads(text, object_hook=marker_hook)
     except (ValueError, TypeError, ArithmeticError) as exc:
         raise CliError(f"ARGS_JSON is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise CliError("ARGS_JSON is nested too deeply to read") from None
+
+
+def envelope(args: Any, workflow_id: str) -> bytes:
+    """The request (or publication) envelope of `args`; exit 2 if msgpack cannot carry them."""
+    from ..codec import encode_request
+
+    try:
+        return encode_request(args, workflow_id)
+    except (TypeError, ValueError, OverflowError) as exc:  # an int beyond 64 bits, too deep
+        raise CliError(f"ARGS_JSON cannot go on the wire: {exc}") from None
 
 
 def echo_json(value: Any) -> None:
@@ -81,6 +144,27 @@ def workflow_id(given: str | None) -> str:
     from ..sending import new_workflow_id
 
     return given or new_workflow_id()
+
+
+class Interrupted(click.ClickException):
+    """Ctrl-C: ``Error: interrupted`` and exit code 130 (128 + SIGINT), as shells report it."""
+
+    exit_code = 130
+
+
+@contextlib.contextmanager
+def talking() -> Iterator[None]:
+    """Around call, describe, publish, listen: `ConfigError` -> exit 2, Ctrl-C -> exit 130.
+
+    Also a decorator. Without it click reports Ctrl-C as ``Aborted!`` and exit 1, the code
+    of a failed or timed-out request.
+    """
+    try:
+        yield
+    except ConfigError as exc:  # an endpoint libzmq refuses to connect to
+        raise CliError(str(exc)) from None
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted") from None
 
 
 def request(url: str, frame: bytes, timeout: float, what: str) -> bytes:

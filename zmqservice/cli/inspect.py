@@ -33,8 +33,12 @@ def routes(target: str, as_json: bool) -> None:
 
     from .render import routes_table
 
-    # Piped: wide enough that no cell is cut (a terminal wraps to its own width).
-    Console(width=None if sys.stdout.isatty() else 250).print(routes_table(app.name, rows))
+    table = routes_table(app.name, rows)
+    console = Console()
+    if not console.is_terminal:  # piped: as wide as the content, however wide; never cut
+        wide = console.options.update_width(sys.maxsize)
+        console = Console(width=console.measure(table, options=wide).maximum)
+    console.print(table)  # a terminal: its own width, long cells folded onto more lines
 
 
 @click.command(context_settings=CONTEXT)

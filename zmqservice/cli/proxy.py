@@ -21,13 +21,13 @@ def proxy() -> None:
     """
 
 
-def _run_proxy(kind: str, frontend: str, backend: str, **options: int) -> None:
+def _run_proxy(kind: str, frontend: str, backend: str, hwm: int = DEFAULT_HWM) -> None:
     from ..log import setup_logging
     from ..transport.proxy import Proxy, run_proxy
 
     setup_logging("INFO")
     try:
-        forwarder = Proxy(kind, frontend, backend, **options)
+        forwarder = Proxy(kind, frontend, backend, hwm=hwm)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     try:

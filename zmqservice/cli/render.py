@@ -31,10 +31,14 @@ ROUTE_COLUMNS = ("name", "kind", "address", "topic", "args", "returns", "handler
 
 
 def routes_table(app_name: str, rows: list[dict[str, Any]]) -> Group:
-    """The `zmqservice routes` table of `describe.route_rows`, under a title line."""
+    """The `zmqservice routes` table of `describe.route_rows`, under a title line.
+
+    A cell too wide for its column folds onto the next line (a name has no spaces to wrap
+    at): never cut short with an ellipsis.
+    """
     table = Table()
     for column in ROUTE_COLUMNS:
-        table.add_column(column, style="bold" if column == "name" else None)
+        table.add_column(column, style="bold" if column == "name" else None, overflow="fold")
     for row in rows:
         table.add_row(*(Text(str(row[column]) or "-") for column in ROUTE_COLUMNS))
     count = f"{len(rows)} connection{'' if len(rows) == 1 else 's'}"

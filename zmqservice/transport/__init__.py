@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..config import build_config
+from ..config import build_config, check_min_wait
 from ..errors import ConfigError
 from ..invoke import is_async_app
 from .addresses import resolve_addresses
@@ -54,6 +54,7 @@ def run_app(
     """
     if main and "main" not in app.hooks:
         raise ConfigError(f"App {app.name!r} has no @app.main to run in main mode")
+    min_wait = check_min_wait(min_wait)
     cfg = build_config(app, config, os.environ if environ is None else environ, extra_config)
     endpoints = resolve_addresses(app, addresses, cfg)
     for name, url in (connect_to or {}).items():

@@ -58,6 +58,8 @@ def parse_endpoint(value: Any, key: str, *, bind: bool) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{key}: expected 'host:port' or a ZMQ endpoint, got {value!r}")
     text: str = value.strip()
+    if "\0" in text:  # libzmq would cut the endpoint there and bind or connect the rest
+        raise ConfigError(f"{key}: {text!r} holds a NUL character")
     match = _ENDPOINT.match(text)
     if match:
         scheme = match["scheme"]
@@ -67,11 +69,15 @@ def parse_endpoint(value: Any, key: str, *, bind: bool) -> str:
             host_port = _HOST_PORT.match(match["rest"])
             if not host_port or int(host_port["port"]) > 65535:
                 raise ConfigError(f"{key}: {text!r} is not tcp://host:port")
+            if not bind and host_port["host"] == "*":
+                raise ConfigError(f"{key}: {text!r}: '*' binds every interface; connect to a host")
         return text
     host_port = _HOST_PORT.match(text)
     if not host_port or int(host_port["port"]) > 65535:
         raise ConfigError(f"{key}: {text!r} is not 'host:port' or a ZMQ endpoint like tcp://...")
     port = host_port["port"]
+    if not bind and host_port["host"] == "*":
+        raise ConfigError(f"{key}: {text!r}: '*' binds every interface; connect to a host")
     # The predecessor bound every interface for host:port; full endpoints say exactly where.
     return f"tcp://*:{port}" if bind else f"tcp://{host_port['host']}:{port}"
 

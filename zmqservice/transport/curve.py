@@ -130,6 +130,11 @@ def _read_certificate(path: Path, key: str) -> tuple[bytes, bytes | None]:
             f"{key}: {str(path)!r} is not a CURVE key file (no public-key; "
             "make one with `zmqservice keygen`)"
         ) from None
+    except IndexError:  # pyzmq splits a "public-key" / "secret-key" line at its "="
+        raise ConfigError(
+            f"{key}: {str(path)!r} is not a CURVE key file (a public-key or secret-key line "
+            "without '='; make one with `zmqservice keygen`)"
+        ) from None
     for half, value in (("public-key", public), ("secret-key", secret)):
         if value is not None and not _is_z85_key(value):
             raise ConfigError(f"{key}: {str(path)!r} has a malformed {half}")

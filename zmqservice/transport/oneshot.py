@@ -13,11 +13,19 @@ from collections.abc import Callable, Iterator
 import zmq
 
 from .. import codec
-from ..errors import RequestTimeout
+from ..errors import ConfigError, RequestTimeout
 from .requesters import Requester, to_ms
 from .sockets import WAKE_MS
 
 __all__ = ["listen", "publish", "request_once"]
+
+
+def _connect(sock: zmq.Socket[bytes], endpoint: str) -> None:
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError as exc:  # a transport libzmq lacks, an ipc path too long ...
+        reason = zmq.strerror(exc.errno) if exc.errno is not None else str(exc)
+        raise ConfigError(f"cannot connect to {endpoint}: {reason}") from None
 
 
 def publish(endpoint: str, frame: bytes, timeout: float) -> None:
@@ -28,6 +36,7 @@ def publish(endpoint: str, frame: bytes, timeout: float) -> None:
     it matches, so it is not dropped the way a PUB drops messages nobody asked for yet.
 
     Raises:
+        ConfigError: libzmq cannot connect to `endpoint` at all.
         TimeoutError: no matching subscription within `timeout` seconds; the message
             names the subscriptions seen.
     """
@@ -35,7 +44,7 @@ def publish(endpoint: str, frame: bytes, timeout: float) -> None:
     sock = context.socket(zmq.XPUB)
     sock.setsockopt(zmq.LINGER, 0)
     try:
-        sock.connect(endpoint)
+        _connect(sock, endpoint)
         deadline = time.monotonic() + timeout
         seen: list[bytes] = []
         while (left := deadline - time.monotonic()) > 0:
@@ -67,19 +76,26 @@ def publish(endpoint: str, frame: bytes, timeout: float) -> None:
 
 
 def listen(
-    endpoint: str, prefix: bytes, stop: Callable[[], bool], timeout: float | None = None
+    endpoint: str,
+    prefix: bytes,
+    stop: Callable[[], bool],
+    timeout: float | None = None,
+    on_connected: Callable[[], object] | None = None,
 ) -> Iterator[bytes]:
     """Yield each frame a SUB socket connected to `endpoint` receives.
 
     Stops when `stop()` turns true or after `timeout` seconds (None: no limit); the caller
-    stops early by closing the generator.
+    stops early by closing the generator. `on_connected` is called once the socket is
+    connected; `ConfigError` is raised instead when libzmq cannot connect to `endpoint`.
     """
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
         sock = context.socket(zmq.SUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SUBSCRIBE, prefix)
-        sock.connect(endpoint)
+        _connect(sock, endpoint)
+        if on_connected is not None:
+            on_connected()
         deadline = None if timeout is None else time.monotonic() + timeout
         while not stop():
             wait = WAKE_MS
@@ -100,13 +116,14 @@ def request_once(endpoint: str, frame: bytes, timeout: float, workflow_id: str =
     A DEALER speaking REQ's framing on a context of its own, destroyed on the way out.
 
     Raises:
+        ConfigError: libzmq cannot connect to `endpoint` at all.
         RequestTimeout: no reply within `timeout` seconds.
     """
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
         sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(endpoint)
+        _connect(sock, endpoint)
         reply = Requester(sock, endpoint).ask(frame, workflow_id, to_ms(timeout))
         if reply is None:
             raise RequestTimeout(f"no reply from {endpoint} within {timeout:g}s")

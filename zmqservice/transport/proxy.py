@@ -22,7 +22,7 @@ from ..connection import DEFAULT_HWM
 from ..errors import ConfigError, ZmqServiceError
 from . import signals
 from .addresses import parse_endpoint
-from .sockets import last_endpoint
+from .sockets import bind, last_endpoint
 
 __all__ = ["KINDS", "Proxy", "run_proxy"]
 
@@ -61,7 +61,15 @@ class Proxy:
         True
     """
 
-    def __init__(self, kind: str, frontend: str, backend: str, *, hwm: int = DEFAULT_HWM) -> None:
+    def __init__(
+        self,
+        kind: str,
+        frontend: str,
+        backend: str,
+        *,
+        hwm: int = DEFAULT_HWM,
+        keys: tuple[str, str] = ("--frontend", "--backend"),
+    ) -> None:
         """Parse both addresses and bind both sockets.
 
         Args:
@@ -69,6 +77,8 @@ class Proxy:
             frontend: ``host:port`` (binds ``tcp://*:port``) or a ZMQ endpoint.
             backend: the same, for the other side.
             hwm: pubsub only: the send and receive high-water mark of both sockets.
+            keys: what error messages call the frontend and backend addresses: the
+                user's own names for them (the options, or an addresses file key).
 
         Raises:
             ConfigError: an unknown kind, an address that is not one, or a failed bind.
@@ -77,16 +87,17 @@ class Proxy:
             raise ConfigError(f"unknown proxy kind {kind!r} (known: {', '.join(KINDS)})")
         self.kind = kind
         front_type, back_type, self._front_note, self._back_note = KINDS[kind]
-        front_url = parse_endpoint(frontend, "--frontend", bind=True)
-        back_url = parse_endpoint(backend, "--backend", bind=True)
+        front_key, back_key = keys
+        front_url = parse_endpoint(frontend, front_key, bind=True)
+        back_url = parse_endpoint(backend, back_key, bind=True)
         self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._sockets: list[zmq.Socket[bytes]] = []
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
         """What ended the proxy thread, if anything but `stop` did."""
         try:
-            self._front = self._bind(front_type, front_url, "--frontend", hwm)
-            self._back = self._bind(back_type, back_url, "--backend", hwm)
+            self._front = self._bind(front_type, front_url, front_key, hwm)
+            self._back = self._bind(back_type, back_url, back_key, hwm)
             control = f"inproc://zmqservice-proxy-{next(_ids)}"
             self._control = self._bind(zmq.PAIR, control, "control", None)
             self._stopper = self.context.socket(zmq.PAIR)
@@ -109,7 +120,7 @@ class Proxy:
             sock.setsockopt(zmq.SNDHWM, hwm)
             sock.setsockopt(zmq.RCVHWM, hwm)
         try:
-            sock.bind(url)
+            bind(sock, url)
         except zmq.ZMQError as exc:
             raise ConfigError(f"{key}: cannot bind {url}: {exc.strerror}") from None
         return sock

@@ -7,6 +7,10 @@ same code and without casts.
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
+import stat
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import zmq
@@ -24,6 +28,7 @@ __all__ = [
     "CLOSE_LINGER_MS",
     "GRACE_S",
     "WAKE_MS",
+    "bind",
     "last_endpoint",
     "open_inbound",
     "open_publisher",
@@ -49,11 +54,56 @@ def last_endpoint(sock: zmq.Socket[Any]) -> str:
     return endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
 
 
+IPC_PROBE_S = 1.0
+"""How long `bind` waits for a connect to an existing ipc path (a listener answers at once)."""
+
+
+def bind(sock: zmq.Socket[Any], url: str) -> None:
+    """``sock.bind(url)``, except over an ``ipc://`` path a live socket listens on.
+
+    libzmq unlinks whatever is at an ipc path before it binds there: a second service would
+    take the address over silently and leave the first one running, unreachable. So an
+    ipc path is probed first: a live listener makes it EADDRINUSE, as a busy tcp port is,
+    and a file that is not a socket is not replaced. A socket file nobody answers on (left
+    by a process that died) is taken over as before. Two binds racing between the probe and
+    the bind are not told apart.
+
+    Raises:
+        zmq.ZMQError: EADDRINUSE, EEXIST, or what the bind itself raised.
+    """
+    if url.startswith("ipc://"):
+        _probe_ipc(url.removeprefix("ipc://"))
+    sock.bind(url)
+
+
+def _probe_ipc(path: str) -> None:
+    if path in ("", "*") or path.startswith("@") or not hasattr(socket, "AF_UNIX"):
+        return  # a wildcard, or Linux's abstract namespace (libzmq refuses those itself)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # nothing there (or nothing we may look at: the bind will say)
+    if not stat.S_ISSOCK(mode):
+        raise zmq.ZMQError(errno.EEXIST, "a file that is not a socket is there; not replacing it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(IPC_PROBE_S)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        return  # a stale socket file: nobody listens
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK) and not isinstance(exc, TimeoutError):
+            return  # e.g. no permission: the bind reports it
+    finally:
+        probe.close()
+    raise zmq.ZMQError(errno.EADDRINUSE, "Address already in use")
+
+
 def _attach(sock: S, conn: Connection, endpoint: Endpoint) -> S:
     try:
         curve.configure(sock, endpoint)  # CURVE options must precede bind/connect
         if endpoint.bind:
-            sock.bind(endpoint.url)
+            bind(sock, endpoint.url)
         else:
             sock.connect(endpoint.url)
     except zmq.ZMQError as exc:

@@ -32,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from ..config import build_config
+from ..config import build_config, check_min_wait
 from ..errors import ConfigError, ZmqServiceError
 from ..invoke import is_async_app
 from . import signals
@@ -220,6 +220,7 @@ def run_workers(
     if is_async_app(app):
         raise ConfigError(f"App {app.name!r} has async handlers: --workers is not supported yet")
 
+    min_wait = check_min_wait(min_wait)
     cfg = build_config(app, config, os.environ if environ is None else environ, extra_config)
     endpoints = resolve_addresses(app, addresses, cfg)
     names = _check(app, endpoints, workers, main)
@@ -237,7 +238,8 @@ def run_workers(
     restore = signals.install(on_signal)
     try:
         for name in names:
-            proxies.append(Proxy("reqrep", endpoints[name].url, backends[name]))
+            keys = (f"addresses.in.{name}.replyer", f"the workers' backend for {name}")
+            proxies.append(Proxy("reqrep", endpoints[name].url, backends[name], keys=keys))
         context: Any = multiprocessing.get_context("spawn")
         options = {
             "extra_config": dict(extra_config or {}),
