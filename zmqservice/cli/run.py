@@ -85,7 +85,7 @@ def run(
     """
     from ..loading import load_app
     from ..log import get_logger, setup_logging
-    from ..transport import run_app
+    from ..transport import ExitStatus, run_app
 
     setup_logging(console_log_level, log_path, file_log_level, backup_count)
     try:
@@ -108,6 +108,7 @@ def run(
                 logging_args=log_args,
             )
             return
+        status = ExitStatus()
         run_app(
             app,
             addresses,
@@ -116,7 +117,9 @@ def run(
             min_wait=min_wait,
             extra_config=extra,
             on_ready=lambda: _announce(app, console_log_level),
+            status=status,
         )
+        _exit(status)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     except click.ClickException:
@@ -124,6 +127,15 @@ def run(
     except Exception:
         get_logger().exception("%s stopped on an error", target)
         sys.exit(1)
+
+
+def _exit(status: Any) -> None:
+    """A forced stop (work in hand given up) exits 1, so a supervisor sees it: docs/deploy.md."""
+    if status.forced is not None:
+        from ..log import get_logger
+
+        get_logger("cli").warning("forced stop (%s): exit status %d", status.forced, status.code)
+        sys.exit(status.code)
 
 
 @click.command(context_settings=CONTEXT)
