@@ -10,7 +10,7 @@ import click
 
 from ..config import parse_value
 from ..errors import ConfigError
-from ._common import CONTEXT, CliError
+from ._common import CONTEXT, CliError, ToolError
 
 __all__ = ["keygen", "run"]
 
@@ -86,6 +86,7 @@ def run(
     from ..loading import load_app
     from ..log import get_logger, setup_logging
     from ..transport import ExitStatus, run_app
+    from ..transport.sockets import AddressUnavailable
 
     setup_logging(console_log_level, log_path, file_log_level, backup_count)
     try:
@@ -120,6 +121,8 @@ def run(
             status=status,
         )
         _exit(status)
+    except AddressUnavailable as exc:  # may pass: exit 1, which a supervisor restarts
+        raise ToolError(str(exc)) from None
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     except click.ClickException:

@@ -22,7 +22,7 @@ from ..connection import DEFAULT_HWM
 from ..errors import ConfigError, ZmqServiceError
 from . import signals
 from .addresses import parse_endpoint
-from .sockets import last_endpoint
+from .sockets import bind_error, last_endpoint
 
 __all__ = ["KINDS", "Proxy", "run_proxy"]
 
@@ -111,7 +111,7 @@ class Proxy:
         try:
             sock.bind(url)
         except zmq.ZMQError as exc:
-            raise ConfigError(f"{key}: cannot bind {url}: {exc.strerror}") from None
+            raise bind_error(f"{key}: cannot bind {url}", exc) from None
         return sock
 
     @property
