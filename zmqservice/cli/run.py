@@ -93,21 +93,27 @@ def run(
         app = load_app(target)
         extra = _extra_config(list(ctx.args), app)
         if workers is not None:
-            from ..transport.workers import run_workers
+            from ..transport.workers import WorkersFailed, run_workers
 
             # Worker logs go to the console only: N processes cannot rotate one file.
             log_args = {"console_loglevel": console_log_level}
-            run_workers(
-                app,
-                addresses,
-                config,
-                workers=workers,
-                target=target,
-                main=main_mode,
-                min_wait=min_wait,
-                extra_config=extra,
-                logging_args=log_args,
-            )
+            status = ExitStatus()
+            try:
+                run_workers(
+                    app,
+                    addresses,
+                    config,
+                    workers=workers,
+                    target=target,
+                    main=main_mode,
+                    min_wait=min_wait,
+                    extra_config=extra,
+                    logging_args=log_args,
+                    status=status,
+                )
+            except WorkersFailed as exc:  # its cause is logged already
+                raise ToolError(str(exc)) from None
+            _exit(status)
             return
         status = ExitStatus()
         run_app(
