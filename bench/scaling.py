@@ -159,7 +159,7 @@ def report_workers(res: dict[str, Any]) -> None:
     print()
     print(
         f"5. zmqservice run --workers N: {BURN_S * 1000:g} ms CPU per request, "
-        f"{CLIENTS} client threads, tcp://127.0.0.1 through the reqrep proxy"
+        f"{CLIENTS} client threads, tcp://127.0.0.1 through the parent's balancer"
     )
     print(f"   {'':44}{'median req/s':>13}{'min .. max req/s':>22}")
     for count, rate in zip(COUNTS, (one, two), strict=True):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from zmqservice.log import WORKFLOW_ID, get_logger, setup_logging
+from zmqservice.log import WORKFLOW_ID, get_logger, setup_logging, tag_lines
 
 
 @pytest.fixture
@@ -74,3 +74,18 @@ def test_a_log_path_that_cannot_be_opened_is_a_config_error_changing_nothing(
     with pytest.raises(ConfigError, match=rf"^log_path '.*': cannot open it: {reason}"):
         setup_logging("DEBUG", tmp_path / where)
     assert restore_logger.handlers == before
+
+
+def test_tag_lines_starts_every_line_with_the_tag_once(
+    restore_logger: logging.Logger, tmp_path: Path
+) -> None:
+    path = tmp_path / "worker.log"
+    setup_logging("CRITICAL", path, "INFO")
+    tag_lines("worker 1")
+    get_logger("runtime").info("ready in %s", "0.1s")
+    get_logger().info("100%")
+    for handler in restore_logger.handlers:
+        handler.flush()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0].endswith("zmqservice.runtime [] worker 1: ready in 0.1s")
+    assert lines[1].endswith("[] worker 1: 100%")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["WORKFLOW_ID", "get_logger", "setup_logging"]
+__all__ = ["WORKFLOW_ID", "get_logger", "setup_logging", "tag_lines"]
 
 WORKFLOW_ID: ContextVar[str] = ContextVar("zmqservice_workflow_id", default="")
 """The workflow id of the work in hand; the dispatcher sets it around each handler."""
@@ -31,6 +31,20 @@ class WorkflowIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "workflow_id"):
             record.workflow_id = WORKFLOW_ID.get()
+        return True
+
+
+class _Tag(logging.Filter):
+    """Start a record's message with a tag, once (a record may reach several handlers)."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__()
+        self.tag = tag
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "zmqservice_tag", False):
+            record.msg = f"{self.tag}: {record.msg}"
+            record.zmqservice_tag = True
         return True
 
 
@@ -126,3 +140,14 @@ def setup_logging(
         _INSTALLED.add(handler)
         logger.addHandler(handler)
     logger.setLevel(min(h.level for h in handlers))
+
+
+def tag_lines(tag: str) -> None:
+    """Start every line the handlers of `setup_logging` write with ``tag:`` (``worker 1``).
+
+    Lets the lines of N worker processes sharing one console be told apart.
+    """
+    tag_filter = _Tag(tag)
+    for handler in get_logger().handlers:
+        if handler in _INSTALLED:
+            handler.addFilter(tag_filter)

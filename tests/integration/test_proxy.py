@@ -199,10 +199,10 @@ def test_proxy_with_a_bad_address_exits_2_with_one_line(
     assert child.stdout() == ""
 
 
-def test_proxy_on_a_busy_port_exits_2_with_one_line(spawn: Spawner) -> None:
+def test_proxy_on_a_busy_port_exits_1_with_one_line(spawn: Spawner) -> None:
     first, frontend, _ = start_proxy(spawn, "reqrep")
     child = spawn.run("proxy", "reqrep", "--frontend", LOCAL, "--backend", frontend)
-    assert child.proc.returncode == 2
+    assert child.proc.returncode == 1  # may pass on a restart, unlike exit 2: docs/deploy.md
     lines = child.stderr().strip().splitlines()
     assert len(lines) == 1, lines  # pyzmq may add "(addr=...)"
     assert lines[0].startswith(f"Error: --backend: cannot bind {frontend}: Address already in use")

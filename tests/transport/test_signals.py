@@ -58,3 +58,31 @@ def test_install_on_a_loop_calls_the_handler_there_without_a_frame() -> None:
     asyncio.run(main())
     assert seen == [(signal.SIGTERM, None)]
     assert {sig: signal.getsignal(sig) for sig in signals.SIGNALS} == before
+
+
+def test_hold_ignores_both_signals_after_the_run_instead_of_restoring() -> None:
+    before = {sig: signal.getsignal(sig) for sig in signals.SIGNALS}
+    restore = signals.install(lambda signum, frame: None, hold=True)
+    try:
+        restore()
+        assert all(signal.getsignal(sig) == signal.SIG_IGN for sig in signals.SIGNALS)
+        signal.raise_signal(signal.SIGTERM)  # ignored: the test goes on
+        signal.raise_signal(signal.SIGINT)  # no KeyboardInterrupt
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def test_hold_on_a_loop_ignores_them_too() -> None:
+    before = {sig: signal.getsignal(sig) for sig in signals.SIGNALS}
+
+    async def main() -> None:
+        restore = signals.install(print, asyncio.get_running_loop(), hold=True)
+        restore()
+
+    try:
+        asyncio.run(main())
+        assert all(signal.getsignal(sig) == signal.SIG_IGN for sig in signals.SIGNALS)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

@@ -17,17 +17,20 @@ def proxy() -> None:
 
     FRONTEND and BACKEND are host:port (binds tcp://*:port) or a ZMQ endpoint; port 0 picks
     a free port, shown in the line printed once both are bound. SIGINT / SIGTERM stop it
-    (exit 0); a bad or busy address exits 2.
+    (exit 0); a bad address exits 2, a busy one 1.
     """
 
 
 def _run_proxy(kind: str, frontend: str, backend: str, hwm: int = DEFAULT_HWM) -> None:
     from ..log import setup_logging
     from ..transport.proxy import Proxy, run_proxy
+    from ..transport.sockets import AddressUnavailable
 
     setup_logging("INFO")
     try:
         forwarder = Proxy(kind, frontend, backend, hwm=hwm)
+    except AddressUnavailable as exc:  # may pass: exit 1, which a supervisor restarts
+        raise ToolError(str(exc)) from None
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     try:

@@ -11,7 +11,7 @@ import click
 
 from ..config import MAX_MIN_WAIT, parse_value
 from ..errors import ConfigError
-from ._common import CONTEXT, CliError, Seconds, complete_target, usage_error
+from ._common import CONTEXT, CliError, Seconds, ToolError, complete_target, usage_error
 
 __all__ = ["keygen", "run"]
 
@@ -160,29 +160,37 @@ def run(
     """
     from ..loading import load_app
     from ..log import get_logger, setup_logging
-    from ..transport import run_app
+    from ..transport import ExitStatus, run_app
+    from ..transport.sockets import AddressUnavailable
 
     try:
         setup_logging(console_log_level, log_path, file_log_level, backup_count)
         app = load_app(target)
         extra = _extra_config(list(ctx.args), app, _options(ctx))
         if workers is not None:
-            from ..transport.workers import run_workers
+            from ..transport.workers import WorkersFailed, run_workers
 
             # Worker logs go to the console only: N processes cannot rotate one file.
             log_args = {"console_loglevel": console_log_level}
-            run_workers(
-                app,
-                addresses,
-                config,
-                workers=workers,
-                target=target,
-                main=main_mode,
-                min_wait=min_wait,
-                extra_config=extra,
-                logging_args=log_args,
-            )
+            status = ExitStatus()
+            try:
+                run_workers(
+                    app,
+                    addresses,
+                    config,
+                    workers=workers,
+                    target=target,
+                    main=main_mode,
+                    min_wait=min_wait,
+                    extra_config=extra,
+                    logging_args=log_args,
+                    status=status,
+                )
+            except WorkersFailed as exc:  # its cause is logged already
+                raise ToolError(str(exc)) from None
+            _exit(status)
             return
+        status = ExitStatus()
         run_app(
             app,
             addresses,
@@ -191,7 +199,11 @@ def run(
             min_wait=min_wait,
             extra_config=extra,
             on_ready=lambda: _announce(app, console_log_level),
+            status=status,
         )
+        _exit(status)
+    except AddressUnavailable as exc:  # may pass: exit 1, which a supervisor restarts
+        raise ToolError(str(exc)) from None
     except ConfigError as exc:
         raise usage_error(exc) from None
     except click.ClickException:
@@ -199,6 +211,15 @@ def run(
     except Exception:
         get_logger().exception("%s stopped on an error", target)
         sys.exit(1)
+
+
+def _exit(status: Any) -> None:
+    """A forced stop (work in hand given up) exits 1, so a supervisor sees it: docs/deploy.md."""
+    if status.forced is not None:
+        from ..log import get_logger
+
+        get_logger("cli").warning("forced stop (%s): exit status %d", status.forced, status.code)
+        sys.exit(status.code)
 
 
 @click.command(context_settings=CONTEXT)

@@ -17,12 +17,13 @@ from ..config import build_config, check_min_wait
 from ..errors import ConfigError
 from ..invoke import is_async_app
 from .addresses import resolve_addresses
+from .running import ExitStatus
 from .threaded import ThreadedRuntime
 
 if TYPE_CHECKING:
     from ..app import App
 
-__all__ = ["Source", "run_app"]
+__all__ = ["ExitStatus", "Source", "run_app"]
 
 Source = Mapping[str, Any] | str | Path | None
 """A dict, a JSON file path, or None."""
@@ -39,12 +40,15 @@ def run_app(
     environ: Mapping[str, str] | None = None,
     on_ready: Callable[[], Any] | None = None,
     connect_to: Mapping[str, str] | None = None,
+    status: ExitStatus | None = None,
 ) -> Any:
     """Validate config and addresses, open sockets, then serve or run main.
 
     `App.run(workers=N)` goes to `transport.workers.run_workers` instead. With
     `connect_to` (replyer name -> endpoint), those replyers connect there instead of binding
-    their address: a worker's REP behind its supervisor's proxy.
+    their address: a worker's REP behind its supervisor's balancer. With `status` (a run
+    that ends its process: the CLI, a worker), `status.forced` tells how the stop went and
+    signals after the run are ignored until the process exits.
 
     Returns:
         What `@app.main` returned in main mode, else None.
@@ -62,5 +66,5 @@ def run_app(
     if is_async_app(app):  # decided once, here: sync-only apps never see asyncio
         from .aio import AsyncRuntime
 
-        return AsyncRuntime(app, cfg, endpoints, on_ready).run(main=main, min_wait=min_wait)
-    return ThreadedRuntime(app, cfg, endpoints, on_ready).run(main=main, min_wait=min_wait)
+        return AsyncRuntime(app, cfg, endpoints, on_ready, status).run(main=main, min_wait=min_wait)
+    return ThreadedRuntime(app, cfg, endpoints, on_ready, status).run(main=main, min_wait=min_wait)

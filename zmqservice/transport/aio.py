@@ -24,7 +24,7 @@ import zmq.asyncio
 from ..errors import ConfigError
 from . import signals
 from .requesters import AsyncRequesters
-from .running import RunningApp
+from .running import ExitStatus, RunningApp
 from .serve import serve_async
 from .sockets import GRACE_S
 
@@ -50,7 +50,9 @@ class AsyncRuntime:
         config: Any,
         addresses: Mapping[str, Endpoint],
         on_ready: Callable[[], Any] | None = None,
+        status: ExitStatus | None = None,
     ) -> None:
+        self.status = status
         for conn in app.connections.values():
             if conn.kind == "replyer" and conn.concurrency > 1:
                 raise ConfigError(
@@ -88,7 +90,7 @@ class AsyncRuntime:
         restore: Callable[[], None] = _nothing
         try:
             opened = running.open(self.acontext)
-            restore = signals.install(self._on_signal, loop)
+            restore = signals.install(self._on_signal, loop, hold=self.status is not None)
             running.attach()
             await running.dispatcher.run_hook_async("init")
             running.ready()
@@ -113,6 +115,8 @@ class AsyncRuntime:
         finally:
             await self._finish(wake)
             restore()
+            if self.status is not None:
+                self.status.forced = running.forced
 
     async def _finish(self, wake: asyncio.Event) -> None:
         """Let the messages in hand finish (bounded), run the signal hook, close."""
@@ -125,6 +129,7 @@ class AsyncRuntime:
             _, late = await asyncio.wait(pending, timeout=GRACE_S)
             for task in late:
                 LOG.warning("still busy after %ss: cancelling it", GRACE_S)
+                running.forced = running.forced or "a message in hand was cancelled"
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
         called = running.signal_hook()

@@ -9,19 +9,43 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ..loading import load_target
-from ..log import setup_logging
-from . import run_app
+from ..log import setup_logging, tag_lines
+from . import ExitStatus, run_app
 
-__all__ = ["PARENT_CHECK_S", "run_child"]
+__all__ = ["ERROR_LINES", "PARENT_CHECK_S", "run_child", "startup_error"]
 
 PARENT_CHECK_S = 0.5
 """How often a worker checks that its parent is still there."""
+ERROR_LINES = 40
+"""At most this many lines of a worker's start-up error reach its supervisor."""
+_PACKAGE = str(Path(__file__).resolve().parents[1])
+
+
+def startup_error(exc: BaseException) -> str:
+    """The user's frames of `exc`'s traceback and its last line (framework frames left out)."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith(_PACKAGE) and "multiprocessing" not in frame.filename
+    ]
+    text = "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
+    if frames:
+        text = (
+            "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames)) + text
+        )
+    lines = text.splitlines()
+    if len(lines) > ERROR_LINES:
+        lines = [*lines[: ERROR_LINES - 1], f"... ({len(lines) - ERROR_LINES + 1} more lines)"]
+    return "\n".join(lines)
 
 
 def _watch_parent(parent: int) -> None:
@@ -43,6 +67,8 @@ def run_child(
     ready: Any = None,
     connect_to: Mapping[str, str] | None = None,
     parent: int | None = None,
+    worker: int | None = None,
+    error_path: str | None = None,
 ) -> Any:
     """Load `target` and run it until it stops; return what main returned (main mode).
 
@@ -56,24 +82,47 @@ def run_child(
         extra_config: extra config keys, as the CLI's ``--key value``.
         ready: a multiprocessing ``Event`` to set once the app is ready.
         connect_to: replyer name -> an endpoint its REP socket connects to instead of
-            binding its address (a worker's proxy backend).
+            binding its address (a worker's backend in its supervisor's balancer).
         parent: the supervisor's pid: this process is a worker. It leaves the terminal's
             process group (a Ctrl-C reaches the supervisor only, which drains the workers)
-            and stops itself if the supervisor dies.
+            and stops itself if the supervisor dies. It exits 1 after a forced stop, and
+            signals after its run are ignored.
+        worker: the worker's number: its log lines start with ``worker N:``.
+        error_path: where a worker that fails before it is ready writes its error (the
+            supervisor shows it once); it then exits 1 without printing it.
     """
     if parent is not None:
         os.setpgid(0, 0)
         threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     if logging_args is not None:
         setup_logging(**logging_args)
-    app = load_target(target)
-    return run_app(
-        app,
-        addresses,
-        config,
-        main=main,
-        min_wait=min_wait,
-        extra_config=extra_config,
-        on_ready=None if ready is None else ready.set,
-        connect_to=connect_to,
-    )
+        if worker is not None:
+            tag_lines(f"worker {worker}")
+    status = None if parent is None else ExitStatus()
+    is_ready = threading.Event()
+
+    def on_ready() -> None:
+        is_ready.set()
+        if ready is not None:
+            ready.set()
+
+    try:
+        result = run_app(
+            load_target(target),
+            addresses,
+            config,
+            main=main,
+            min_wait=min_wait,
+            extra_config=extra_config,
+            on_ready=on_ready,
+            connect_to=connect_to,
+            status=status,
+        )
+    except Exception as exc:
+        if error_path is None or is_ready.is_set():
+            raise
+        Path(error_path).write_text(startup_error(exc), encoding="utf-8")
+        sys.exit(1)
+    if status is not None and status.forced is not None:
+        sys.exit(status.code)
+    return result

@@ -8,16 +8,21 @@ at all: further requests wait in libzmq's queue (back-pressure) until a worker i
 
 Only used when some replyer asks for ``concurrency > 1``; ``concurrency=1`` keeps the REP
 socket. `serve.serve_polled` polls each ROUTER and PULL socket next to the plain ones.
+
+The K handler threads are daemon threads of our own, not a ``ThreadPoolExecutor``'s: the
+interpreter joins an executor's threads at exit, so a handler still running after the
+bounded drain would hold the process until it returned. A daemon thread is abandoned when
+the process exits; its reply is lost, and logged as lost.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
 import zmq
@@ -56,7 +61,7 @@ def split(parts: list[bytes], label: str) -> tuple[list[bytes], bytes | None, by
 
 
 class ConcurrentReplyer:
-    """One replyer's ROUTER socket, its worker pool and the pipe replies come back on.
+    """One replyer's ROUTER socket, its handler threads and the pipe replies come back on.
 
     Every socket here but the PUSH end is used by the serving thread only; workers send
     on the PUSH end one at a time, under a lock.
@@ -84,7 +89,13 @@ class ConcurrentReplyer:
         self._push.connect(url)
         self._lock = threading.Lock()
         self._closed = False
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"zmqservice-{label}")
+        self._jobs: queue.SimpleQueue[tuple[list[bytes], bytes] | None] = queue.SimpleQueue()
+        self._handling: set[threading.Thread] = set()
+        """Handler threads inside a handler now (under the lock)."""
+        self.idle = threading.Event()
+        """Set while no handler thread is inside a handler."""
+        self.idle.set()
+        self._threads: list[threading.Thread] = []
 
     @property
     def full(self) -> bool:
@@ -101,7 +112,37 @@ class ConcurrentReplyer:
                 router.send_multipart([*envelope, error or b""])
                 continue
             self.in_flight += 1
-            self._pool.submit(self._work, envelope, frame)
+            if len(self._threads) < min(self.in_flight, self.concurrency):
+                self._start_thread()
+            self._jobs.put((envelope, frame))
+
+    def _start_thread(self) -> None:
+        name = f"zmqservice-{self.label}-{len(self._threads)}"
+        thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    @property
+    def handling(self) -> set[threading.Thread]:
+        """The handler threads inside a handler now (still running after a stop: stuck)."""
+        with self._lock:
+            return set(self._handling)
+
+    def _run(self) -> None:
+        me = threading.current_thread()
+        while (job := self._jobs.get()) is not None:
+            with self._lock:
+                if self._closed:
+                    return
+                self._handling.add(me)
+                self.idle.clear()
+            try:
+                self._work(*job)
+            finally:
+                with self._lock:
+                    self._handling.discard(me)
+                    if not self._handling:
+                        self.idle.set()
 
     def _work(self, envelope: list[bytes], frame: bytes) -> None:
         try:
@@ -123,14 +164,19 @@ class ConcurrentReplyer:
             self.in_flight -= 1
 
     def close(self) -> None:
-        """Stop the workers' pipe and pool; the runtime closes the ROUTER. Idempotent."""
+        """Stop the reply pipe and the handler threads; the runtime closes the ROUTER.
+
+        Requests not started are dropped; a handler still running is left to finish in
+        its daemon thread, its reply lost (see `handling`). Idempotent; never waits.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._push.close(linger=0)
         self.pull.close(linger=0)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for _ in self._threads:
+            self._jobs.put(None)
 
 
 def drain(replyers: Sequence[ConcurrentReplyer]) -> None:

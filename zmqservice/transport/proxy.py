@@ -22,7 +22,7 @@ from ..connection import DEFAULT_HWM
 from ..errors import ConfigError, ZmqServiceError
 from . import signals
 from .addresses import parse_endpoint
-from .sockets import bind, last_endpoint
+from .sockets import bind, bind_error, last_endpoint
 
 __all__ = ["KINDS", "Proxy", "run_proxy"]
 
@@ -122,7 +122,7 @@ class Proxy:
         try:
             bind(sock, url)
         except zmq.ZMQError as exc:
-            raise ConfigError(f"{key}: cannot bind {url}: {exc.strerror}") from None
+            raise bind_error(f"{key}: cannot bind {url}", exc) from None
         return sock
 
     @property

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -262,7 +262,12 @@ class SocketOutbound:
         requester = self._local.__dict__.get(conn.name) or self._new_requester(conn)
         timeout_ms = to_ms(timeout)
         for _ in range(retries + 1):
-            reply = requester.ask(frame, workflow_id, timeout_ms)
+            try:
+                reply = requester.ask(frame, workflow_id, timeout_ms)
+            except zmq.ContextTerminated:  # a forced stop: close it here, in its own thread
+                self._local.__dict__.pop(conn.name, None)
+                self._discard(requester)
+                raise
             if reply is not None:
                 return reply
             self._discard(requester)
@@ -284,11 +289,17 @@ class SocketOutbound:
         """
         self._publishers[conn.name].send(frame)
 
-    def close(self) -> None:
-        """Close every socket this outbound made, with a bounded linger."""
+    def close(self, keep: Collection[threading.Thread] = ()) -> None:
+        """Close every socket this outbound made, with a bounded linger.
+
+        Args:
+            keep: threads that may still be inside a call on their requester sockets (stuck
+                handlers after a forced stop): theirs are left open, for them to close.
+        """
         with self._lock:
-            requesters = list(self._requesters)
-            self._requesters.clear()
+            requesters = [s for s, thread in self._requesters.items() if thread not in keep]
+            for sock in requesters:
+                del self._requesters[sock]
         for sock in requesters:
             sock.close(linger=0)
         for sock in self._publishers.values():

@@ -10,7 +10,9 @@ and take it through the same steps::
     close()     every socket with a bounded linger, then the context
 
 Signals are recorded here (`signalled`), so both drivers log and count them the same way;
-what a second signal interrupts is each driver's own business.
+what a second signal interrupts is each driver's own business. A stop that gave up on work
+in hand (a second signal, replies dropped after the grace period) is recorded in `forced`:
+`zmqservice run` exits 1 after it (`ExitStatus`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+import attrs
 import zmq
 
 from ..connection import message_limit
@@ -40,12 +43,32 @@ if TYPE_CHECKING:
     from .addresses import Endpoint
     from .pool import ConcurrentReplyer
 
-__all__ = ["TERM_WAIT_S", "RunningApp", "Verdict"]
+__all__ = ["TERM_WAIT_S", "ExitStatus", "RunningApp", "Verdict"]
 
 TERM_WAIT_S = 2.0
 """How long a forced stop waits for a busy serving thread to leave its socket calls."""
 
 S = TypeVar("S", bound="zmq.Socket[Any]")
+
+
+@attrs.define
+class ExitStatus:
+    """How a run that ends its process stopped; `zmqservice run` and workers pass one.
+
+    Passing one to `run_app` also makes SIGINT and SIGTERM ignored after the run, until
+    the process exits, instead of putting back the handlers from before it: a late signal
+    cannot kill a process that is already stopping (`signals.install`, ``hold``).
+    """
+
+    forced: str | None = None
+    """Why the stop gave up on work in hand; None for a clean stop."""
+
+    @property
+    def code(self) -> int:
+        """The process exit status: 0 after a clean stop, 1 after a forced one."""
+        return 0 if self.forced is None else 1
+
+
 Verdict = Literal["first", "again", "closing"]
 """What a signal means now: stop gracefully, stop at once, or nothing (already closing)."""
 
@@ -96,6 +119,8 @@ class RunningApp:
         self.signal: tuple[int, FrameType | None] | None = None
         """The first SIGINT/SIGTERM received, and its frame."""
         self.closing = False
+        self.forced: str | None = None
+        """Why the stop gave up on work in hand (see `ExitStatus`); None while it has not."""
         self.on_ready = on_ready
         self._authenticator: ThreadAuthenticator | None = None
         self._on_stop: list[Callable[[], Any]] = []
@@ -179,6 +204,7 @@ class RunningApp:
             return "closing"
         if self.signal is not None:
             self.log.warning("second signal %s: stopping now", name)
+            self.forced = self.forced or f"second signal {name}"
             return "again"
         self.signal = (signum, frame)
         self.log.info("%s: finishing the message in hand, then stopping", name)
@@ -201,6 +227,11 @@ class RunningApp:
                 Closing a socket under a thread blocked on it crashes libzmq, so the context
                 is terminated first, which makes its blocking calls raise
                 `zmq.ContextTerminated`; the sockets are closed once it has left them.
+
+        Handler threads of a ``concurrency`` > 1 replyer still running are treated the same
+        way, without waiting for them: their requester sockets are left to them (a blocking
+        call in one raises `zmq.ContextTerminated`, and the requester closes its socket),
+        and the process may exit under them (they are daemon threads).
         """
         if self._authenticator is not None:  # first: its sockets live in the context too
             stop_authenticator(self._authenticator)
@@ -208,20 +239,34 @@ class RunningApp:
         terminator: threading.Thread | None = None
         if busy is not None:
             self.log.warning("the serving thread is still busy after %ss: interrupting it", GRACE_S)
-            terminator = threading.Thread(
-                target=self.context.term, name="zmqservice-term", daemon=True
-            )
-            terminator.start()
+            self.forced = self.forced or "the serving thread was interrupted"
+            terminator = self._terminate()
             if not busy.wait(TERM_WAIT_S):
                 self.log.error("the serving thread did not stop: leaving its sockets open")
                 return
+        dropped = sum(pool.in_flight for pool in self.pools)
+        stuck: set[threading.Thread] = set()
         for pool in self.pools:
+            stuck |= pool.handling
             pool.close()
+        if dropped:
+            self.forced = self.forced or f"{dropped} request(s) in flight dropped"
+        if stuck:
+            self.log.warning(
+                "%d handler thread(s) still running: interrupting their socket calls", len(stuck)
+            )
+            terminator = terminator or self._terminate()
         for sock in self.sockets:
             sock.close()
         self.sockets.clear()
-        self.outbound.close()
+        self.outbound.close(keep=stuck)
         if terminator is None:
             self.context.term()
         else:
             terminator.join(TERM_WAIT_S)
+
+    def _terminate(self) -> threading.Thread:
+        """Terminate the context in a daemon thread: blocking socket calls raise at once."""
+        terminator = threading.Thread(target=self.context.term, name="zmqservice-term", daemon=True)
+        terminator.start()
+        return terminator

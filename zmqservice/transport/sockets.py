@@ -28,7 +28,9 @@ __all__ = [
     "CLOSE_LINGER_MS",
     "GRACE_S",
     "WAKE_MS",
+    "AddressUnavailable",
     "bind",
+    "bind_error",
     "last_endpoint",
     "open_inbound",
     "open_publisher",
@@ -46,6 +48,24 @@ GRACE_S = 5.0
 a concurrent replyer, main mode's serving thread) before it gives up on them."""
 
 S = TypeVar("S", bound="zmq.Socket[Any]")
+
+
+class AddressUnavailable(ConfigError):
+    """An address that cannot be bound now (in use, or not on this host yet).
+
+    Unlike the rest of `ConfigError`, the same start may succeed later (the process
+    holding the port exits, the interface comes up): `zmqservice run` and `proxy` exit 1,
+    which a supervisor restarts, rather than 2 (docs/deploy.md).
+    """
+
+
+_TRANSIENT = frozenset({zmq.EADDRINUSE, zmq.EADDRNOTAVAIL})
+
+
+def bind_error(message: str, exc: zmq.ZMQError) -> ConfigError:
+    """The error for a failed bind or connect: `AddressUnavailable` when it may pass."""
+    kind = AddressUnavailable if exc.errno in _TRANSIENT else ConfigError
+    return kind(f"{message}: {exc.strerror}")
 
 
 def last_endpoint(sock: zmq.Socket[Any]) -> str:
@@ -109,7 +129,7 @@ def _attach(sock: S, conn: Connection, endpoint: Endpoint) -> S:
     except zmq.ZMQError as exc:
         sock.close(linger=0)
         verb = "bind" if endpoint.bind else "connect"
-        raise ConfigError(f"cannot {verb} {conn.label} to {endpoint.url}: {exc.strerror}") from None
+        raise bind_error(f"cannot {verb} {conn.label} to {endpoint.url}", exc) from None
     return sock
 
 

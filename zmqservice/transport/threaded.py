@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from . import signals
-from .running import RunningApp
+from .running import ExitStatus, RunningApp
 from .serve import Handlers, entries, serve_one, serve_polled
 from .sockets import GRACE_S, WAKE_MS
 
@@ -47,14 +47,21 @@ class ThreadedRuntime:
         config: Any,
         addresses: Mapping[str, Endpoint],
         on_ready: Callable[[], Any] | None = None,
+        status: ExitStatus | None = None,
     ) -> None:
         self.running = RunningApp(app, config, addresses, zmq.Context(), LOG, on_ready=on_ready)
+        self.status = status
         self._main_mode = False
         self._served = threading.Event()
         """Set when the serving loop has returned: it holds no socket call any more."""
+        self._interruptible = False
+        """Whether a second signal may raise `Shutdown` where the main thread is now: not
+        while the run closes, which would leave sockets open and handlers installed."""
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         verdict = self.running.signalled(signum, frame)
+        if not self._interruptible:
+            return
         if verdict == "again":
             raise Shutdown
         if verdict == "first" and self._main_mode:
@@ -79,7 +86,8 @@ class ThreadedRuntime:
         try:
             opened = running.open(running.context)
             handlers = entries(running.dispatcher, running.context, opened, running.pools)
-            restore = signals.install(self._on_signal)
+            self._interruptible = True
+            restore = signals.install(self._on_signal, hold=self.status is not None)
             running.attach()
             running.dispatcher.run_hook("init")
             running.ready()
@@ -97,6 +105,7 @@ class ThreadedRuntime:
         except Shutdown:
             return None
         finally:
+            self._interruptible = False
             self._main_mode = False
             running.stop()
             busy = server is not None and not self._join()
@@ -105,6 +114,8 @@ class ThreadedRuntime:
                 running.close(self._served if busy else None)
             finally:
                 restore()
+                if self.status is not None:
+                    self.status.forced = running.forced
 
     def _join(self) -> bool:
         """Give the serving thread `GRACE_S` to finish; a second signal stops the wait."""
@@ -112,7 +123,11 @@ class ThreadedRuntime:
         # is still running as stopped (Python 3.11), and then its sockets would be closed
         # under it.
         with contextlib.suppress(Shutdown):
-            self._served.wait(GRACE_S)
+            self._interruptible = True
+            try:
+                self._served.wait(GRACE_S)
+            finally:
+                self._interruptible = False
         return self._served.is_set()
 
     def _serve(self, handlers: Handlers, min_wait: float) -> None:
