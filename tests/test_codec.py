@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from zmqservice import DecodeError, codec
+from zmqservice.log import PEER_TEXT_LIMIT
 
 ID = UUID("12345678-1234-5678-1234-567812345678")
 PROPERTY = settings(database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -324,3 +325,16 @@ def test_decoding_any_bytes_as_an_envelope_raises_only_decode_error(frame: bytes
     ):
         with contextlib.suppress(DecodeError):
             decode(frame)
+
+
+def test_an_error_reply_is_escaped_and_bounded_both_ways() -> None:
+    sent = codec.encode_error("ValidationError", "bad key\nCRITICAL forged " + "k" * 10**6, "w")
+    assert len(sent) < 2 * PEER_TEXT_LIMIT
+    # A peer that is not zmqservice may send anything: the requester's side bounds it too.
+    error = {"type": "X\nY", "message": "a\n" * 10**6}
+    raw = packb({"return_args": None, "workflow_id": "w", "error": error})
+    _, got = codec.decode_reply(raw)
+    assert got is not None
+    assert got["type"] == "X\\nY"
+    assert "\n" not in got["message"]
+    assert len(got["message"]) <= PEER_TEXT_LIMIT

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from zmqservice.log import WORKFLOW_ID, get_logger, setup_logging
+from zmqservice.log import PEER_TEXT_LIMIT, WORKFLOW_ID, get_logger, peer_text, setup_logging
 
 
 @pytest.fixture
@@ -56,3 +56,48 @@ def test_records_carry_the_workflow_id_in_hand(
     lines = path.read_text(encoding="utf-8").splitlines()
     assert "[W-42] inside a message" in lines[0]
     assert "[] outside" in lines[1]
+
+
+# -- peer-supplied text ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("plain words, même accentués", "plain words, même accentués"),
+        ("evil\nCRITICAL forged", "evil\\nCRITICAL forged"),
+        ("\r\x00\x1b[31m\t", "\\r\\x00\\x1b[31m\\t"),
+        ("line\u2028separator\x85", "line\\u2028separator\\x85"),
+    ],
+)
+def test_peer_text_escapes_control_characters(text: str, shown: str) -> None:
+    assert peer_text(text) == shown
+
+
+def test_peer_text_cuts_long_text_with_a_marker_and_is_idempotent() -> None:
+    for text in ("k" * 100_000, "\n" * 100_000, "x" * (PEER_TEXT_LIMIT + 1)):
+        shown = peer_text(text)
+        assert len(shown) <= PEER_TEXT_LIMIT
+        assert shown.endswith(f" [... cut: {len(text)} characters]")
+        assert shown.isprintable()
+        assert peer_text(shown) == shown
+    assert peer_text("y" * PEER_TEXT_LIMIT) == "y" * PEER_TEXT_LIMIT
+
+
+def test_a_workflow_id_with_a_newline_does_not_forge_a_line(
+    restore_logger: logging.Logger, tmp_path: Path
+) -> None:
+    path = tmp_path / "service.log"
+    setup_logging("CRITICAL", path, "INFO")
+    token = WORKFLOW_ID.set("w\n2026-01-01 00:00:00,000 CRITICAL zmqservice [x] forged")
+    try:
+        get_logger().info("inside a message")
+        get_logger().info("with extra", extra={"workflow_id": "e\nforged"})
+    finally:
+        WORKFLOW_ID.reset(token)
+    for handler in restore_logger.handlers:
+        handler.flush()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2, lines
+    assert "[w\\n2026-01-01 00:00:00,000 CRITICAL zmqservice [x] forged] inside" in lines[0]
+    assert "[e\\nforged] with extra" in lines[1]

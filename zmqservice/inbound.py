@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from . import codec
 from .errors import DecodeError, ValidationError
-from .log import WORKFLOW_ID
+from .log import WORKFLOW_ID, peer_text
 from .replies import handler_failed, invalid_args, refused, rejected, too_large, unencodable
 from .sending import new_workflow_id
 
@@ -182,7 +182,7 @@ def subscriber_steps(conn: Connection, limit: int, stats: SubscriberStats) -> Su
             args, workflow_id, pub, seq = decode_publication(frame, prefix)
         except DecodeError as exc:
             stats.dropped += 1
-            LOG.warning("%s: dropped a message: %s", label, exc)
+            LOG.warning("%s: dropped a message: %s", label, peer_text(str(exc)))
             return exc
         if seq.__class__ is int and pub.__class__ is str:
             if last_seq.get(pub, NO_SEQ) + 1 == seq:
@@ -209,7 +209,7 @@ def subscriber_steps(conn: Connection, limit: int, stats: SubscriberStats) -> Su
         # A ValidationError counts as a drop wherever it comes from, as it always has.
         if isinstance(exc, ValidationError):
             stats.dropped += 1
-            LOG.warning("%s", exc)
+            LOG.warning("%s", peer_text(str(exc)))
         else:
             stats.failed += 1
             LOG.exception("%s: handler raised", label)
@@ -265,7 +265,7 @@ def _handled(label: str, workflow_id: str, micros: float) -> None:
     LOG.debug(
         "%s: workflow_id %s handled in %.1f µs",
         label,
-        workflow_id or "-",
+        peer_text(workflow_id) or "-",
         micros,
         extra={"workflow_id": workflow_id},
     )

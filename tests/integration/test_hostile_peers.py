@@ -1,0 +1,104 @@
+"""What a hostile peer can make a service hold, spend, log or count: each bounded, over real
+sockets. See docs/reliability.md ("Hostile peers") and docs/security.md."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+from zmqservice import App
+from zmqservice.log import PEER_TEXT_LIMIT, setup_logging
+
+from .conftest import Runner, pack, recv_frame, unpack
+
+Sock = Callable[[int], zmq.Socket[bytes]]
+Ipc = Callable[[str], str]
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Iterator[Path]:
+    """The service log as `setup_logging` writes it; the logger is restored afterwards."""
+    logger = logging.getLogger("zmqservice")
+    handlers, level = list(logger.handlers), logger.level
+    path = tmp_path / "service.log"
+    setup_logging("CRITICAL", path, "INFO")
+    try:
+        yield path
+    finally:
+        for handler in [h for h in logger.handlers if h not in handlers]:
+            logger.removeHandler(handler)
+            handler.close()
+        logger.setLevel(level)
+
+
+def log_lines(path: Path) -> list[str]:
+    for handler in logging.getLogger("zmqservice").handlers:
+        handler.flush()
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def echo_app(endpoint: str) -> App:
+    app = App("victim")
+
+    @app.replyer("echo", address=endpoint, args={"name": str}, returns={"name": str})
+    def echo(args: Any) -> Any:
+        return args
+
+    return app
+
+
+def ask(sock: zmq.Socket[bytes], envelope: Any) -> bytes:
+    sock.send(pack(envelope))
+    return recv_frame(sock)
+
+
+# -- error texts and log lines are bounded and escaped ----------------------------------------
+
+
+def test_a_request_with_100k_unknown_keys_gets_a_small_error_reply_and_log_line(
+    runner: Runner, zsock: Sock, ipc: Ipc, log_file: Path
+) -> None:
+    app = runner.serve(echo_app(ipc("keys")))
+    sock = zsock(zmq.REQ)
+    sock.connect(app.endpoints["echo"])
+
+    extra = {f"key{i}": 1 for i in range(100_000)}
+    reply = ask(sock, {"args": {"name": "x", **extra}, "workflow_id": "w"})
+
+    error = unpack(reply)["error"]
+    print(f"\nerror reply to 100,000 unknown keys: {len(reply):,} bytes")
+    assert len(reply) < 4 * PEER_TEXT_LIMIT  # it was 789,006 bytes
+    assert error["type"] == "ValidationError"
+    assert error["message"].startswith("in.echo (replyer) args: extra fields found (key0, key1")
+    assert error["message"].endswith(" characters]")  # the cut is marked
+    longest = max(len(line) for line in log_lines(log_file))
+    assert longest < PEER_TEXT_LIMIT + 200, longest
+    assert unpack(ask(sock, {"args": {"name": "ok"}, "workflow_id": "v"}))["return_args"] == {
+        "name": "ok"
+    }
+
+
+FORGED = "2026-01-01 00:00:00,000 CRITICAL zmqservice [w] database wiped"
+
+
+def test_newlines_in_a_key_or_a_workflow_id_cannot_forge_a_log_line(
+    runner: Runner, zsock: Sock, ipc: Ipc, log_file: Path
+) -> None:
+    app = runner.serve(echo_app(ipc("forge")))
+    sock = zsock(zmq.REQ)
+    sock.connect(app.endpoints["echo"])
+
+    reply = ask(sock, {"args": {"name": "x", f"k\n{FORGED}": 1}, "workflow_id": f"w\n{FORGED}"})
+
+    assert "\n" not in unpack(reply)["error"]["message"]
+    lines = log_lines(log_file)
+    assert len(lines) == 1, lines
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING zmqservice\.dispatch ", lines[0])
+    assert f"[w\\n{FORGED}]" in lines[0]  # the workflow id, escaped
+    assert f"(k\\n{FORGED})" in lines[0]  # the key, escaped
