@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -102,3 +103,33 @@ def test_newlines_in_a_key_or_a_workflow_id_cannot_forge_a_log_line(
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING zmqservice\.dispatch ", lines[0])
     assert f"[w\\n{FORGED}]" in lines[0]  # the workflow id, escaped
     assert f"(k\\n{FORGED})" in lines[0]  # the key, escaped
+
+
+# -- CPU: what decoding and validating one request may cost ---------------------------------
+
+
+def test_a_mebibyte_of_wrong_items_is_explained_in_ten_errors(
+    runner: Runner, zsock: Sock, ipc: Ipc
+) -> None:
+    app = App("typed")
+
+    @app.replyer("take", address=ipc("typed"), args={"items": list[list[int]]}, returns=None)
+    def take(args: Any) -> None:
+        raise AssertionError("invalid args reached the handler")
+
+    runner.serve(app)
+    sock = zsock(zmq.REQ)
+    sock.connect(app.endpoints["take"])
+    frame = pack({"args": {"items": ["x"] * 524_000}, "workflow_id": "w"})
+    assert len(frame) < 1 << 20
+
+    start = time.monotonic()
+    sock.send(frame)
+    error = unpack(recv_frame(sock))["error"]
+    elapsed = time.monotonic() - start
+
+    print(f"\n524,000 wrong items ({len(frame):,} bytes): explained in {elapsed:.3f}s")
+    assert error["type"] == "ValidationError"
+    assert error["message"].count("expected array, got str") == 10
+    assert "524000" not in error["message"]  # it was 524,000 failures, 19 MB of text, 7 s
+    assert "523990 more value(s) not checked after 10 errors @ $.items" in error["message"]
