@@ -277,6 +277,7 @@ def test_an_async_receiver_drops_counts_and_fails_as_the_sync_one() -> None:
         "missed": 1,
         "gaps": 1,
         "out_of_order": 0,
+        "resets": 0,
         "publishers": 1,
     }
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import zmq
 
-from zmqservice import App
+from zmqservice import App, codec
 from zmqservice.log import PEER_TEXT_LIMIT, setup_logging
 
-from .conftest import Runner, pack, recv_frame, unpack
+from .conftest import Runner, pack, recv_frame, unpack, wait_for
 
 Sock = Callable[[int], zmq.Socket[bytes]]
 Ipc = Callable[[str], str]
@@ -133,3 +133,46 @@ def test_a_mebibyte_of_wrong_items_is_explained_in_ten_errors(
     assert error["message"].count("expected array, got str") == 10
     assert "524000" not in error["message"]  # it was 524,000 failures, 19 MB of text, 7 s
     assert "523990 more value(s) not checked after 10 errors @ $.items" in error["message"]
+
+
+# -- gap counting under forged sequence numbers ---------------------------------------------
+
+
+def test_a_forged_sequence_number_does_not_poison_gap_counting(
+    runner: Runner, zsock: Sock, ipc: Ipc
+) -> None:
+    endpoint = ipc("numbers")
+    app = App("listener")
+    got: list[int] = []
+
+    @app.subscriber("ticks", address=endpoint, bind=True)
+    def on_tick(args: Any) -> None:
+        got.append(args)
+
+    runner.serve(app)
+    real, forger = zsock(zmq.PUB), zsock(zmq.PUB)
+    for sock in (real, forger):
+        sock.connect(endpoint)
+    stats = app.stats["ticks"]
+
+    def reaches(sock: zmq.Socket[bytes]) -> bool:  # past the slow joiner: a probe arrives
+        before = stats.received
+        sock.send(pack({"args": -1, "workflow_id": "probe"}))
+        return wait_for(lambda: stats.received > before, timeout=0.2)
+
+    assert wait_for(lambda: reaches(real) and reaches(forger))
+
+    def publish(sock: zmq.Socket[bytes], seq: int) -> None:
+        sent = stats.received
+        sock.send(codec.encode_published(seq % 1000, "w", "3fa94c0e1b2d", seq))
+        assert wait_for(lambda: stats.received > sent)
+
+    for seq in range(1, 51):
+        publish(real, seq)
+    publish(forger, 2**64 - 1)  # under the real publisher's id
+    for seq in [*range(51, 61), *range(70, 81)]:  # 61-69 really lost
+        publish(real, seq)
+
+    print(f"\nafter a forged 2**64-1: {stats.as_dict()}")
+    assert (stats.missed, stats.gaps, stats.resets, stats.out_of_order) == (9, 1, 1, 0)
+    assert stats.last_seq["3fa94c0e1b2d"] == 80
