@@ -16,10 +16,11 @@ import zmq
 from zmqservice import App, codec
 from zmqservice.log import PEER_TEXT_LIMIT, setup_logging
 
-from .conftest import Runner, pack, recv_frame, unpack, wait_for
+from .conftest import Runner, Spawner, pack, recv_frame, unpack, wait_for
 
 Sock = Callable[[int], zmq.Socket[bytes]]
 Ipc = Callable[[str], str]
+Write = Callable[[str, Any], Path]
 
 
 @pytest.fixture
@@ -158,7 +159,7 @@ def test_a_forged_sequence_number_does_not_poison_gap_counting(
     def reaches(sock: zmq.Socket[bytes]) -> bool:  # past the slow joiner: a probe arrives
         before = stats.received
         sock.send(pack({"args": -1, "workflow_id": "probe"}))
-        return wait_for(lambda: stats.received > before, timeout=0.2)
+        return bool(wait_for(lambda: stats.received > before, timeout=0.2))
 
     assert wait_for(lambda: reaches(real) and reaches(forger))
 
@@ -176,3 +177,111 @@ def test_a_forged_sequence_number_does_not_poison_gap_counting(
     print(f"\nafter a forged 2**64-1: {stats.as_dict()}")
     assert (stats.missed, stats.gaps, stats.resets, stats.out_of_order) == (9, 1, 1, 0)
     assert stats.last_seq["3fa94c0e1b2d"] == 80
+
+
+# -- memory and loop time a peer can take: frames and queues ------------------------------
+
+
+def frames_app(endpoints: dict[str, str]) -> list[App]:
+    """A plain, a pooled (concurrency=4) and an asyncio replyer, each echoing its args."""
+    plain = App("plain")
+    plain.replyer("plain", address=endpoints["plain"])(lambda args: args)
+    plain.replyer("pooled", address=endpoints["pooled"], concurrency=4)(lambda args: args)
+    asynchronous = App("asynchronous")
+
+    @asynchronous.replyer("awaited", address=endpoints["awaited"])
+    async def awaited(args: Any) -> Any:
+        return args
+
+    return [plain, asynchronous]
+
+
+MULTIPART_100K = "a request is one frame, got a multipart message of 100000 frames"
+
+
+def test_every_replyer_drops_a_message_of_100k_frames_unlisted_and_goes_on(
+    runner: Runner, zsock: Sock, ipc: Ipc
+) -> None:
+    names = ("plain", "pooled", "awaited")
+    apps = [runner.serve(app) for app in frames_app({name: ipc(name) for name in names})]
+    endpoints = {**apps[0].endpoints, **apps[1].endpoints}
+    for name in names:
+        dealer = zsock(zmq.DEALER)
+        dealer.connect(endpoints[name])
+        start = time.monotonic()
+        dealer.send_multipart([b"", *[b"x"] * 100_000])
+        empty, reply = dealer.recv_multipart() if dealer.poll(10_000) else (b"", b"")
+        print(f"\n{name}: 100,000 frames refused in {time.monotonic() - start:.2f}s")
+        assert empty == b""
+        message = unpack(reply)["error"]["message"]
+        assert message == f"in.{name} (replyer): {MULTIPART_100K}"
+        dealer.send_multipart([b"", pack({"args": name, "workflow_id": "w"})])
+        assert dealer.poll(10_000)
+        assert unpack(dealer.recv_multipart()[1])["return_args"] == name
+
+
+def test_a_replyer_queues_a_few_requests_per_peer_not_libzmqs_thousand(
+    runner: Runner, ipc: Ipc
+) -> None:
+    from zmqservice.transport.sockets import REPLYER_RCVHWM
+
+    app = App("queues")
+    app.replyer("plain", address=ipc("q-plain"))(lambda args: args)
+    app.replyer("pooled", address=ipc("q-pooled"), concurrency=8)(lambda args: args)
+    runner.serve(app)
+    plain, pooled = app._run.sockets[:2]  # type: ignore[union-attr]
+    assert REPLYER_RCVHWM == 4
+    assert (plain.getsockopt(zmq.RCVHWM), pooled.getsockopt(zmq.RCVHWM)) == (4, 8)
+
+
+BUSY = """
+    import time
+    from pathlib import Path
+    from zmqservice import App
+
+    app = App("busy")
+
+
+    @app.replyer("slow", args={"n": int}, returns={"n": int})
+    def slow(args):
+        time.sleep(1.5)
+        return args
+"""
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def test_pipelined_big_requests_to_a_busy_replyer_wait_in_tcp_not_in_its_memory(
+    spawn: Spawner, write: Write, zsock: Sock, ipc: Ipc
+) -> None:
+    endpoint = ipc("busy")
+    write("svc.py", BUSY)
+    write("addresses.json", {"in": {"slow": {"replyer": endpoint}}})
+    child = spawn.start("run", "svc.py", "-a", "addresses.json", "-cl", "ERROR")
+    assert child.request(endpoint, {"n": 0})["return_args"] == {"n": 0}
+    dealer = zsock(zmq.DEALER)
+    dealer.setsockopt(zmq.SNDHWM, 0)
+    dealer.connect(endpoint)
+    before = rss_mib(child.pid)
+    dealer.send_multipart([b"", pack({"args": {"n": 1}, "workflow_id": "busy"})])
+    big = b"x" * (4 << 20)  # over the 1 MiB limit, under the 16 MiB hard one: refused unread
+    for _ in range(40):
+        dealer.send_multipart([b"", big])
+    peak = before
+    deadline = time.monotonic() + 1.0  # while the handler sleeps, nothing is read
+    while time.monotonic() < deadline:
+        peak = max(peak, rss_mib(child.pid))
+        time.sleep(0.02)
+    replies: list[Any] = []
+    while len(replies) < 41 and dealer.poll(10_000):
+        replies.append(unpack(dealer.recv_multipart()[1]))
+
+    print(f"\n40 pipelined 4 MiB requests to a busy replyer: RSS {before:.0f} -> {peak:.0f} MiB")
+    assert replies[0]["return_args"] == {"n": 1}
+    assert [r["error"]["type"] for r in replies[1:]] == ["DecodeError"] * 40
+    assert peak - before < 100  # 160 MiB were queued before: 4 + 2 requests at most now

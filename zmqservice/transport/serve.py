@@ -21,7 +21,7 @@ import zmq
 
 from ..replies import multipart_error
 from .pool import ConcurrentReplyer, drain
-from .sockets import WAKE_MS
+from .sockets import WAKE_MS, discard_rest
 
 if TYPE_CHECKING:
     import zmq.asyncio
@@ -71,12 +71,8 @@ def entries(
 
 
 def refuse_multipart(sock: zmq.Socket[bytes], label: str) -> bytes:
-    """A request is one frame: read the rest of a multipart one; the error reply to send."""
-    parts = 1
-    while sock.getsockopt(zmq.RCVMORE):
-        sock.recv()
-        parts += 1
-    return multipart_error(label, parts)
+    """A request is one frame: drop the rest of a multipart one; the error reply to send."""
+    return multipart_error(label, 1 + discard_rest(sock))
 
 
 def serve_one(sock: zmq.Socket[bytes], entry: Entry, stopping: threading.Event) -> None:
@@ -162,13 +158,14 @@ async def serve_async(
     stopped = stopping.is_set
     if conn.kind == "replyer":
         reply, label = dispatcher.replier_async(conn), conn.label
+        plain: zmq.Socket[bytes] = zmq.Socket.shadow(sock.underlying)  # to drop frames
         while not stopped():
             if await sock.poll(WAKE_MS):
-                parts = await sock.recv_multipart()
-                if len(parts) > 1:
-                    await sock.send(multipart_error(label, len(parts)))
+                frame = await sock.recv()
+                if sock.getsockopt(zmq.RCVMORE):
+                    await sock.send(refuse_multipart(plain, label))
                 else:
-                    await sock.send(await reply(parts[0]))
+                    await sock.send(await reply(frame))
     else:
         receive = dispatcher.receiver_async(conn)
         while not stopped():

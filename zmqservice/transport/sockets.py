@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CLOSE_LINGER_MS",
     "GRACE_S",
+    "REPLYER_RCVHWM",
     "WAKE_MS",
+    "discard_rest",
     "last_endpoint",
     "open_inbound",
     "open_publisher",
@@ -40,6 +42,10 @@ GRACE_S = 5.0
 """How long a stop waits for the messages in hand (a handler running, requests in flight in
 a concurrent replyer, main mode's serving thread) before it gives up on them."""
 
+REPLYER_RCVHWM = 4
+"""Requests a replyer's socket queues per peer connection (at least its ``concurrency``);
+libzmq's default of 1,000 let one pipelining peer park 1,000 x the hard limit in memory."""
+
 S = TypeVar("S", bound="zmq.Socket[Any]")
 
 
@@ -47,6 +53,20 @@ def last_endpoint(sock: zmq.Socket[Any]) -> str:
     """The endpoint `sock` last bound or connected (``tcp://...:0`` shows the port picked)."""
     endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
     return endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
+
+
+def discard_rest(sock: zmq.Socket[Any]) -> int:
+    """Read and drop the rest of the message in hand (a sync socket); return its frame count.
+
+    It never waits: libzmq hands a message over once all its frames are in. Reading them as
+    frames without copying costs ~1 µs each (1,000,000 frames: ~1 s; as a list of bytes,
+    ~4 s).
+    """
+    count, more, recv = 0, True, sock.recv
+    while more:
+        more = recv(copy=False).more
+        count += 1
+    return count
 
 
 def _attach(sock: S, conn: Connection, endpoint: Endpoint) -> S:
@@ -74,9 +94,14 @@ def open_inbound(
     A replyer with ``concurrency`` > 1 gets a ROUTER socket instead (see `pool`). With
     `max_message_size`, libzmq drops the connection of a peer that sends a message
     `HARD_LIMIT_FACTOR` times bigger (``ZMQ_MAXMSGSIZE``) before it is read into memory.
+    A replyer queues `REPLYER_RCVHWM` requests per peer (a subscriber its ``hwm``): what one
+    connection can make it hold is about (that + 2) x the hard limit, plus kernel buffers.
     """
     if conn.kind == "replyer":
         sock = context.socket(zmq.REP if conn.concurrency == 1 else zmq.ROUTER)
+        # Requests queued per peer connection (a REQ peer has one in flight; a pipelining
+        # peer waits in TCP beyond this): each may hold up to the hard limit in memory.
+        sock.setsockopt(zmq.RCVHWM, max(REPLYER_RCVHWM, conn.concurrency))
     else:
         sock = context.socket(zmq.SUB)
         sock.setsockopt(zmq.RCVHWM, conn.hwm)
