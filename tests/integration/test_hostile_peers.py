@@ -3,6 +3,7 @@ sockets. See docs/reliability.md ("Hostile peers") and docs/security.md."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -285,3 +286,122 @@ def test_pipelined_big_requests_to_a_busy_replyer_wait_in_tcp_not_in_its_memory(
     assert replies[0]["return_args"] == {"n": 1}
     assert [r["error"]["type"] for r in replies[1:]] == ["DecodeError"] * 40
     assert peak - before < 100  # 160 MiB were queued before: 4 + 2 requests at most now
+
+
+# -- a socket that connects survives one oversized frame ----------------------------------
+
+OVERSIZED = b"x" * (17 * 1024)  # over the hard limit of 16 x max_message_size=1024
+
+
+def test_a_connecting_subscriber_reconnects_after_an_oversized_frame(
+    runner: Runner, zsock: Sock, ipc: Ipc, caplog: pytest.LogCaptureFixture
+) -> None:
+    endpoint = ipc("big-pub")
+    pub = zsock(zmq.PUB)
+    pub.bind(endpoint)
+    app = App("listener", max_message_size=1024)
+    got: list[int] = []
+
+    @app.subscriber("ticks", address=endpoint)  # connects, as subscribers do
+    def on_tick(args: Any) -> None:
+        got.append(args)
+
+    runner.serve(app)
+
+    def heard_after_probing() -> bool:  # the slow joiner: probe until one arrives
+        pub.send(pack({"args": -1, "workflow_id": "probe"}))
+        return bool(wait_for(lambda: -1 in got, timeout=0.05))
+
+    with caplog.at_level(logging.WARNING, logger="zmqservice"):
+        assert wait_for(heard_after_probing)
+        pub.send(OVERSIZED)  # libzmq drops the connection: a protocol error
+        got.clear()
+        assert wait_for(heard_after_probing), "the subscriber never heard anything again"
+        for n in range(120):
+            pub.send(pack({"args": n, "workflow_id": f"w{n}"}))
+        assert wait_for(lambda: len([n for n in got if n >= 0]) == 120)
+
+    assert [n for n in got if n >= 0] == list(range(120))
+    warnings = [r.getMessage() for r in caplog.records if "connected again" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(
+        f"in.ticks (subscriber): libzmq dropped the connection to {endpoint}"
+    )
+
+
+def replyer_behind_a_dealer(kind: str, endpoint: str) -> App:
+    app = App(f"behind-{kind}", max_message_size=1024)
+    if kind == "async":
+
+        @app.replyer("echo", address=endpoint, bind=False)
+        async def echo_async(args: Any) -> Any:
+            return args
+
+    else:
+        concurrency = 2 if kind == "pooled" else 1
+        app.replyer("echo", address=endpoint, bind=False, concurrency=concurrency)(
+            lambda args: args
+        )
+    return app
+
+
+@pytest.mark.parametrize("kind", ["plain", "pooled", "async"])
+def test_a_replyer_with_bind_false_reconnects_after_an_oversized_request(
+    kind: str, runner: Runner, zsock: Sock, ipc: Ipc
+) -> None:
+    endpoint = ipc(f"broker-{kind}")
+    broker = zsock(zmq.DEALER)  # a reqrep proxy's backend, as `zmqservice proxy reqrep` binds
+    broker.bind(endpoint)
+    runner.serve(replyer_behind_a_dealer(kind, endpoint))
+
+    def answered(n: int) -> bool:
+        with contextlib.suppress(zmq.Again):  # no replyer connected right now
+            broker.send_multipart([b"", pack({"args": n, "workflow_id": f"w{n}"})], zmq.NOBLOCK)
+        if not broker.poll(200):
+            return False
+        return bool(unpack(broker.recv_multipart()[-1])["return_args"] == n)
+
+    assert wait_for(lambda: answered(1))
+    broker.send_multipart([b"", OVERSIZED])  # libzmq drops the replyer's connection
+    assert not broker.poll(300)  # no reply: the request was never read
+    assert wait_for(lambda: answered(2)), f"the {kind} replyer went deaf"
+    assert answered(3)
+
+
+WORKERS = """
+    import os
+
+    from zmqservice import App
+
+    app = App("pids", max_message_size=1024)
+
+
+    @app.replyer("pid", args={"n": int})
+    def pid(args):
+        return os.getpid()
+"""
+
+
+def test_workers_reconnect_to_their_proxy_after_oversized_requests(
+    spawn: Spawner, write: Write, zsock: Sock, ipc: Ipc
+) -> None:
+    endpoint = ipc("workers")
+    write("svc.py", WORKERS)
+    write("addresses.json", {"in": {"pid": {"replyer": endpoint}}})
+    child = spawn.start("run", "svc.py", "-a", "addresses.json", "--workers", "2", "-cl", "WARNING")
+    assert isinstance(child.request(endpoint, {"n": 0})["return_args"], int)
+    for _ in range(4):  # the proxy deals them out: each worker's connection gets some
+        sock = zsock(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(endpoint)
+        sock.send(OVERSIZED)
+        assert not sock.poll(200)
+    pids: set[int] = set()
+
+    def both_answer() -> bool:
+        reply = child.request(endpoint, {"n": len(pids)})
+        pids.add(reply["return_args"])
+        return len(pids) == 2
+
+    assert wait_for(both_answer), child.stderr()
+    assert child.stderr().count("connected again") >= 2, child.stderr()

@@ -14,7 +14,7 @@ import zmq
 from .. import codec
 from ..connection import hard_limit
 from ..errors import ConfigError
-from . import curve
+from . import curve, recover
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -96,6 +96,7 @@ def open_inbound(
     `HARD_LIMIT_FACTOR` times bigger (``ZMQ_MAXMSGSIZE``) before it is read into memory.
     A replyer queues `REPLYER_RCVHWM` requests per peer (a subscriber its ``hwm``): what one
     connection can make it hold is about (that + 2) x the hard limit, plus kernel buffers.
+    A socket that connects is watched (`recover.watch`): `recover.unwatch` it before closing.
     """
     if conn.kind == "replyer":
         sock = context.socket(zmq.REP if conn.concurrency == 1 else zmq.ROUTER)
@@ -108,7 +109,14 @@ def open_inbound(
         sock.setsockopt(zmq.SUBSCRIBE, codec.topic_prefix(conn.topic))
     sock.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
     sock.setsockopt(zmq.MAXMSGSIZE, hard_limit(max_message_size))
-    return _attach(sock, conn, endpoint)
+    if endpoint.bind:
+        return _attach(sock, conn, endpoint)
+    recover.watch(sock, endpoint.url, conn.label)  # libzmq never retries after a protocol error
+    try:
+        return _attach(sock, conn, endpoint)
+    except ConfigError:
+        recover.unwatch(sock)
+        raise
 
 
 def open_requester(context: zmq.Context[S], conn: Connection, endpoint: Endpoint) -> S:
