@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from zmqservice import DecodeError, codec
+from zmqservice.log import PEER_TEXT_LIMIT
 
 ID = UUID("12345678-1234-5678-1234-567812345678")
 PROPERTY = settings(database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -389,3 +390,16 @@ def test_is_reply_to_agrees_with_the_decoded_envelope(envelope: dict[str, Any]) 
 @given(st.binary())
 def test_is_reply_to_takes_any_bytes(frame: bytes) -> None:
     assert codec.is_reply_to(frame, "X_1") in (True, False)
+
+
+def test_an_error_reply_is_escaped_and_bounded_both_ways() -> None:
+    sent = codec.encode_error("ValidationError", "bad key\nCRITICAL forged " + "k" * 10**6, "w")
+    assert len(sent) < 2 * PEER_TEXT_LIMIT
+    # A peer that is not zmqservice may send anything: the requester's side bounds it too.
+    error = {"type": "X\nY", "message": "a\n" * 10**6}
+    raw = packb({"return_args": None, "workflow_id": "w", "error": error})
+    _, got = codec.decode_reply(raw)
+    assert got is not None
+    assert got["type"] == "X\\nY"
+    assert "\n" not in got["message"]
+    assert len(got["message"]) <= PEER_TEXT_LIMIT

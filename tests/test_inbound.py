@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 from collections.abc import Callable
@@ -276,5 +277,68 @@ def test_an_async_receiver_drops_counts_and_fails_as_the_sync_one() -> None:
         "missed": 1,
         "gaps": 1,
         "out_of_order": 0,
+        "resets": 0,
         "publishers": 1,
     }
+
+
+# -- bulky frames: decoded and validated with the cyclic GC paused ----------------------------
+
+
+def gc_seen_by_validation() -> tuple[App, list[bool]]:
+    """An app whose args validator records whether the cyclic GC is on while it runs."""
+    import attrs
+
+    seen: list[bool] = []
+
+    def record(instance: Any, attribute: Any, value: Any) -> None:
+        seen.append(gc.isenabled())
+
+    @attrs.define
+    class Bulky:
+        items: list[list[int]] = attrs.field(validator=record)
+
+    app = App("bulky")
+    app.replyer("take", args=Bulky, returns=None)(lambda args: len(args.items))
+    app.subscriber("hear", args=Bulky)(lambda args: None)
+    return app, seen
+
+
+@pytest.mark.parametrize("kind", ["take", "hear"])
+def test_a_bulky_frame_is_validated_with_the_gc_paused_and_a_small_one_is_not(kind: str) -> None:
+    app, seen = gc_seen_by_validation()
+    conn = app.connections[kind]
+    steps: Any = (
+        reply_steps(conn, 1 << 20, lambda wid: b"")
+        if kind == "take"
+        else subscriber_steps(conn, 1 << 20, SubscriberStats())
+    )
+    small = packb({"args": {"items": [[1]]}, "workflow_id": "w"})
+    bulky = packb({"args": {"items": [[]] * (inbound.BULKY_BYTES + 1)}, "workflow_id": "w"})
+    for frame in (small, bulky):
+        accepted = steps.accept(frame)
+        assert isinstance(accepted, tuple), accepted
+        WORKFLOW_ID.reset(accepted[2])
+    assert seen == [True, False]
+    assert gc.isenabled()
+
+
+def test_without_gc_leaves_a_gc_the_application_disabled_alone() -> None:
+    gc.disable()
+    try:
+        assert inbound.without_gc(lambda frame, paused: gc.isenabled(), b"") is False
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_overlapping_pauses_enable_the_gc_once_the_last_one_ends() -> None:
+    inside: list[bool] = []
+
+    def outer(frame: bytes, paused: bool) -> None:
+        inbound.without_gc(lambda f, p: inside.append(gc.isenabled()), frame)
+        inside.append(gc.isenabled())
+
+    inbound.without_gc(outer, b"")
+    assert inside == [False, False]
+    assert gc.isenabled()

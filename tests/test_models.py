@@ -452,3 +452,50 @@ def test_private_attrs_fields_are_named_as_on_the_wire() -> None:
     model = make_model(Private, name="p")
     assert model.required == {"_secret": int}
     assert model.load({"_secret": 1}, "t") == Private(1)
+
+
+# -- explaining a failure is bounded: a peer chooses how many failures there are ---------------
+
+
+N = 100_000
+WRONG_MAP = {f"k{i}": "x" for i in range(N)}
+
+
+@pytest.mark.parametrize(
+    ("spec", "data", "path", "skipped"),
+    [
+        ({"items": list[list[int]]}, {"items": ["x"] * N}, "$.items[9]", N - 10),
+        ({"items": list[list[int]]}, {"items": [[1.5]] * N}, "$.items[9][0]", N - 10),
+        ({"pairs": tuple[int, ...]}, {"pairs": ["x"] * N}, "$.pairs[9]", N - 10),
+        # a map's keys are checked too: two values per entry
+        ({"scores": {str: int}}, {"scores": WRONG_MAP}, "['k9']", 2 * N - 20),
+    ],
+)
+def test_an_explanation_lists_at_most_max_errors_and_says_what_it_skipped(
+    spec: Any, data: Any, path: str, skipped: int
+) -> None:
+    from zmqservice.convert import MAX_ERRORS
+
+    assert MAX_ERRORS == 10
+    with pytest.raises(ValidationError) as caught:
+        make_model(spec).load(data, "in.x (replyer) args")
+    message = str(caught.value)
+    assert message.count("expected") == MAX_ERRORS, message
+    assert path in message
+    assert f"; {skipped} more value(s) not checked after 10 errors @ $." in message
+
+
+def test_an_explanation_under_the_cap_lists_every_failure() -> None:
+    with pytest.raises(ValidationError) as caught:
+        make_model({"items": list[int]}).load({"items": [1, "a", 2, "b"]}, "where")
+    assert str(caught.value) == (
+        "where: expected int, got str @ $.items[1]; expected int, got str @ $.items[3]"
+    )
+
+
+def test_a_value_after_an_explanation_is_checked_in_full_again() -> None:
+    model = make_model({"items": list[int]})
+    with pytest.raises(ValidationError):
+        model.load({"items": ["x"] * 100}, "where")
+    with pytest.raises(ValidationError, match=r"\$\.items\[50\]$"):
+        model.load({"items": [*[1] * 50, "x"]}, "where")

@@ -16,7 +16,7 @@ from zmqservice import App, codec
 from zmqservice.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, hard_limit, message_limit
 from zmqservice.dispatch import Dispatcher
 from zmqservice.sending import DEFAULT, call_target
-from zmqservice.stats import MAX_PUBLISHERS
+from zmqservice.stats import MAX_GAP, MAX_PUBLISHER_ID, MAX_PUBLISHERS
 
 PROPERTY = settings(database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -529,6 +529,68 @@ def test_a_repeated_or_late_number_is_counted_out_of_order() -> None:
         receive(numbered("A", seq))
     stats = dispatcher.stats["feed"]
     assert (stats.out_of_order, stats.missed, stats.last_seq["A"]) == (2, 0, 3)
+
+
+def test_a_forged_huge_number_is_a_reset_and_does_not_poison_later_counting(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = counting_app([])
+    dispatcher = Dispatcher(app, None, Recorder())
+    receive = dispatcher.receiver(app.connections["feed"])
+    with caplog.at_level(logging.WARNING, logger="zmqservice"):
+        for seq in [1, 2, 3, 2**64 - 1, 4, 5, 15, 16]:  # a forgery, then 9 really lost
+            receive(numbered("A", seq))
+    stats = dispatcher.stats["feed"]
+    assert (stats.missed, stats.gaps, stats.out_of_order, stats.resets) == (9, 1, 0, 1)
+    assert stats.last_seq["A"] == 16
+    assert stats.missed_by_publisher == {"A": 9}
+    assert any("a reset, not missed messages" in r.getMessage() for r in caplog.records)
+
+
+def test_a_forged_number_below_counts_out_of_order_and_changes_nothing() -> None:
+    app = counting_app([])
+    dispatcher = Dispatcher(app, None, Recorder())
+    receive = dispatcher.receiver(app.connections["feed"])
+    for seq in [10, 11, -(2**63), 12, 13, 20]:
+        receive(numbered("A", seq))
+    stats = dispatcher.stats["feed"]
+    assert (stats.missed, stats.gaps, stats.out_of_order, stats.resets) == (6, 1, 1, 0)
+
+
+def test_two_numbers_in_a_row_make_a_new_numbering_the_publishers() -> None:
+    app = counting_app([])
+    dispatcher = Dispatcher(app, None, Recorder())
+    receive = dispatcher.receiver(app.connections["feed"])
+    jump = 5 + MAX_GAP + 1
+    for seq in [4, 5, jump, jump + 1, jump + 2, jump + 4, 1, 2, 3]:
+        receive(numbered("A", seq))
+    stats = dispatcher.stats["feed"]
+    # a gap of MAX_GAP + 1 is not believed alone; the next number confirms the new count,
+    # and a restarted count under the same id (1, 2, 3) is followed the same way
+    assert (stats.missed, stats.gaps, stats.resets, stats.out_of_order) == (1, 1, 1, 1)
+    assert stats.last_seq["A"] == 3
+
+
+def test_a_jump_of_max_gap_is_still_a_gap() -> None:
+    app = counting_app([])
+    dispatcher = Dispatcher(app, None, Recorder())
+    receive = dispatcher.receiver(app.connections["feed"])
+    for seq in [1, 1 + MAX_GAP]:
+        receive(numbered("A", seq))
+    stats = dispatcher.stats["feed"]
+    assert (stats.missed, stats.gaps, stats.resets) == (MAX_GAP - 1, 1, 0)
+
+
+def test_a_long_publisher_id_is_not_remembered() -> None:
+    app = counting_app([])
+    dispatcher = Dispatcher(app, None, Recorder())
+    receive = dispatcher.receiver(app.connections["feed"])
+    for seq in (1, 5):
+        receive(numbered("p" * (MAX_PUBLISHER_ID + 1), seq))
+        receive(numbered("q" * MAX_PUBLISHER_ID, seq))
+    stats = dispatcher.stats["feed"]
+    assert list(stats.last_seq) == ["q" * MAX_PUBLISHER_ID]
+    assert stats.missed == 3
 
 
 def test_unnumbered_or_oddly_numbered_messages_are_delivered_and_not_tracked() -> None:

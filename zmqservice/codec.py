@@ -20,6 +20,7 @@ from uuid import UUID
 import msgpack
 
 from .errors import DecodeError
+from .log import peer_text
 
 __all__ = [
     "decode",
@@ -162,12 +163,16 @@ def encode_reply(return_args: Any, workflow_id: str) -> bytes:
 
 
 def encode_error(error_type: str, message: str, workflow_id: str) -> bytes:
-    """Pack an error reply; `error_type` is ValidationError, HandlerError or DecodeError."""
+    """Pack an error reply; `error_type` is ValidationError, HandlerError or DecodeError.
+
+    The message often quotes what a peer sent (field names, values): it is escaped and
+    bounded by `log.peer_text`, so one reply stays small and prints as one line.
+    """
     return encode(
         {
             "return_args": None,
             "workflow_id": workflow_id,
-            "error": {"type": error_type, "message": message},
+            "error": {"type": error_type, "message": peer_text(message)},
         }
     )
 
@@ -182,12 +187,12 @@ def decode_reply(frame: bytes) -> tuple[Any, dict[str, str] | None]:
     if type(envelope) is not dict:
         raise DecodeError(f"not a reply envelope: got {type(envelope).__name__}")
     error = envelope.get("error")
-    if error is not None:
+    if error is not None:  # its text is the peer's: escaped and bounded (`log.peer_text`)
         if not isinstance(error, dict):
             error = {"type": "RemoteError", "message": repr(error)}
         return None, {
-            "type": str(error.get("type", "RemoteError")),
-            "message": str(error.get("message", "")),
+            "type": peer_text(str(error.get("type", "RemoteError"))),
+            "message": peer_text(str(error.get("message", ""))),
         }
     return envelope.get("return_args"), None
 

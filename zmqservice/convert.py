@@ -4,16 +4,21 @@
 rules on it, as cattrs' preconf modules do. Two are built: `converter`, whose errors name
 every field, and `fast_converter`, which stops at the first failure and is tried first on
 the per-message path.
+
+`converter` only explains a failure, and a peer chooses how many failures there are: an
+explanation collects at most `MAX_ERRORS` of them and skips the items of arrays and maps
+after that (each failure costs ~10 µs to collect, and 1 MiB of wrong items held 524,000).
 """
 
 from __future__ import annotations
 
 import collections.abc as abc
 import datetime as dt
+import threading
 import typing
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, cast
 from uuid import UUID
 
 import cattrs
@@ -22,6 +27,7 @@ from cattrs.cols import (
     list_structure_factory,
     mapping_structure_factory,
 )
+from cattrs.errors import BaseValidationError, IterableValidationError
 from cattrs.strategies import configure_union_passthrough
 from cattrs.v import format_exception, transform_error
 
@@ -29,6 +35,8 @@ from .errors import ValidationError
 from .fields import is_record
 
 __all__ = [
+    "MAX_ERRORS",
+    "TooManyErrors",
     "WrongType",
     "check_map_keys",
     "configure_converter",
@@ -46,8 +54,20 @@ class WrongType(TypeError):
         super().__init__(f"expected {expected}, got {type(value).__name__}")
 
 
+MAX_ERRORS = 10
+"""Failures the explanation of one value collects; the items of arrays and maps after that
+are not checked."""
+
+
+class TooManyErrors(ValueError):
+    """Stands for the items of arrays and maps that were not checked after `MAX_ERRORS`."""
+
+    def __init__(self, skipped: int) -> None:
+        super().__init__(f"{skipped} more value(s) not checked after {MAX_ERRORS} errors")
+
+
 def _format(exc: BaseException, type_: Any) -> str:
-    if isinstance(exc, WrongType):
+    if isinstance(exc, (WrongType, TooManyErrors)):
         return str(exc)
     if typing.get_origin(type_) is Literal:
         allowed = ", ".join(repr(value) for value in typing.get_args(type_))
@@ -105,13 +125,82 @@ def _origin(type_: Any) -> Any:
     return typing.get_origin(type_) or type_
 
 
+_tally = threading.local()
+"""``_tally.now``: [failures, items skipped] of the value being explained in this thread."""
+
+
+def _counted(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """An item hook that counts failures of single values, and skips items once `MAX_ERRORS`
+    have failed."""
+
+    def hook(value: Any, t: Any) -> Any:
+        tally = _tally.now
+        if tally[0] >= MAX_ERRORS:
+            tally[1] += 1
+            return None  # not checked: the container raises anyway
+        try:
+            return handler(value, t)
+        except BaseValidationError:  # a nested container or class: its items were counted
+            raise
+        except Exception:
+            tally[0] += 1
+            raise
+
+    return hook
+
+
+class _Counting:
+    """A view of a detailed converter that hands cattrs' collection factories `_counted`
+    item hooks."""
+
+    def __init__(self, conv: cattrs.Converter) -> None:
+        self._conv = conv
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conv, name)
+
+    def get_structure_hook(self, type_: Any, cache_result: bool = True) -> Any:
+        return _counted(self._conv.get_structure_hook(type_, cache_result=cache_result))
+
+
+def _capped(inner: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A collection hook built on `_Counting`: the outermost one keeps the tally and says
+    how many items it skipped."""
+
+    def hook(value: Any, t: Any) -> Any:
+        if getattr(_tally, "now", None) is not None:  # nested: the outermost one counts
+            return inner(value, t)
+        tally = _tally.now = [0, 0]
+        try:
+            result = inner(value, t)
+        except IterableValidationError as exc:
+            if not tally[1]:
+                raise
+            errors = [*exc.exceptions, TooManyErrors(tally[1])]
+            raise IterableValidationError(exc.message, errors, exc.cl) from None
+        finally:
+            _tally.now = None
+        if tally[0]:  # never: a failure propagates, so some container raised
+            raise ValueError(f"{tally[0]} item(s) failed")
+        return result
+
+    return hook
+
+
 def _guarded(
     build: Callable[[Any, cattrs.Converter], Any], expected: str, accepted: tuple[type, ...]
 ) -> Callable[[Any, cattrs.Converter], Any]:
-    """Wrap a cattrs collection factory so it only takes the container types we accept."""
+    """Wrap a cattrs collection factory so it only takes the container types we accept.
+
+    On a detailed converter, the collection lists at most `MAX_ERRORS` failures.
+    """
 
     def factory(type_: Any, conv: cattrs.Converter) -> Any:
-        inner = build(type_, conv)
+        if conv.detailed_validation:
+            view = cast(cattrs.Converter, _Counting(conv))  # duck-typed: the hooks it hands out
+            inner = _capped(build(type_, view))
+        else:
+            inner = build(type_, conv)
 
         def hook(value: Any, t: Any) -> Any:
             if not isinstance(value, accepted):

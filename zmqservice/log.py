@@ -15,7 +15,14 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["WORKFLOW_ID", "get_logger", "setup_logging", "tag_lines"]
+__all__ = [
+    "PEER_TEXT_LIMIT",
+    "WORKFLOW_ID",
+    "get_logger",
+    "peer_text",
+    "setup_logging",
+    "tag_lines",
+]
 
 WORKFLOW_ID: ContextVar[str] = ContextVar("zmqservice_workflow_id", default="")
 """The workflow id of the work in hand; the dispatcher sets it around each handler."""
@@ -23,14 +30,37 @@ WORKFLOW_ID: ContextVar[str] = ContextVar("zmqservice_workflow_id", default="")
 LOGGER_NAME = "zmqservice"
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(workflow_id)s] %(message)s"
 CONSOLE_FORMAT = "%(asctime)s %(levelname)-8s %(message)s"
+PEER_TEXT_LIMIT = 2000
+"""Characters of peer-supplied text an error reply or a log line carries (`peer_text`)."""
+
+
+def peer_text(text: str, limit: int = PEER_TEXT_LIMIT) -> str:
+    """Make text a peer may have chosen safe for one log line or error reply.
+
+    Control and other unprintable characters are escaped as `repr` escapes them (a newline
+    becomes ``\\n``: no forged log lines), and text over `limit` characters is cut, ending
+    with a marker that gives the full length. Printable text within `limit` is returned as
+    it is, so calling it twice changes nothing.
+    """
+    if len(text) <= limit and text.isprintable():
+        return text
+    head = text[:limit]
+    if not head.isprintable():
+        head = repr(head)[1:-1]
+    if len(text) <= limit and len(head) <= limit:
+        return head
+    marker = f" [... cut: {len(text)} characters]"
+    return head[: max(limit - len(marker), 0)] + marker
 
 
 class WorkflowIdFilter(logging.Filter):
-    """Stamp each record with the current `workflow_id`."""
+    """Stamp each record with the current `workflow_id`, escaped (`peer_text`): a peer chose it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "workflow_id"):
-            record.workflow_id = WORKFLOW_ID.get()
+        workflow_id = getattr(record, "workflow_id", None)
+        if workflow_id is None:
+            workflow_id = WORKFLOW_ID.get()
+        record.workflow_id = peer_text(str(workflow_id))
         return True
 
 

@@ -2,7 +2,8 @@
 
 Every serving loop (REP, the concurrency pool, asyncio) and the dispatch core answer with
 these, so a peer reads the same error whichever path refused its message. Each logs what
-it answers.
+it answers; text a peer may have chosen goes through `log.peer_text` on its way to a log
+line (`codec.encode_error` does the same for the reply).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 
 from . import codec
 from .errors import DecodeError, ValidationError
+from .log import peer_text
 
 __all__ = [
     "exception_text",
@@ -49,17 +51,17 @@ def refused(label: str, size: int, limit: int) -> bytes:
 
 def rejected(label: str, exc: DecodeError) -> bytes:
     """The error reply to a request that does not decode (no workflow id)."""
-    LOG.warning("%s: rejected a message: %s", label, exc)
+    LOG.warning("%s: rejected a message: %s", label, peer_text(str(exc)))
     return codec.encode_error("DecodeError", str(exc), "")
 
 
 def invalid_args(where_args: str, exc: Exception, workflow_id: str) -> bytes:
     """The error reply to a request whose args do not fit the model."""
     if isinstance(exc, ValidationError):
-        LOG.warning("%s", exc)
+        LOG.warning("%s", peer_text(str(exc)))
         return codec.encode_error("ValidationError", str(exc), workflow_id)
     # e.g. RecursionError on absurdly nested args
-    LOG.warning("%s: cannot validate: %s", where_args, exception_text(exc))
+    LOG.warning("%s: cannot validate: %s", where_args, peer_text(exception_text(exc)))
     message = f"{where_args}: cannot validate: {exception_text(exc)}"
     return codec.encode_error("ValidationError", message, workflow_id)
 
@@ -73,10 +75,10 @@ def handler_failed(label: str, exc: Exception, workflow_id: str) -> bytes:
 def unencodable(label: str, exc: Exception, workflow_id: str) -> bytes:
     """The error reply when the handler's result does not fit `returns` or does not encode."""
     if isinstance(exc, ValidationError):
-        LOG.error("%s", exc)
+        LOG.error("%s", peer_text(str(exc)))
         return codec.encode_error("ValidationError", str(exc), workflow_id)
     # TypeError, ValueError, OverflowError, RecursionError
-    LOG.error("%s: cannot encode the return value: %s", label, exception_text(exc))
+    LOG.error("%s: cannot encode the return value: %s", label, peer_text(exception_text(exc)))
     message = f"{label}: cannot encode the return value: {exception_text(exc)}"
     return codec.encode_error("HandlerError", message, workflow_id)
 

@@ -29,9 +29,9 @@ import zmq
 
 from .. import codec
 from ..replies import multipart_error
-from .sockets import GRACE_S, WAKE_MS
+from .sockets import GRACE_S, WAKE_MS, discard_rest
 
-__all__ = ["ConcurrentReplyer", "drain", "split"]
+__all__ = ["HEAD_FRAMES", "ConcurrentReplyer", "drain", "head", "split"]
 
 LOG = logging.getLogger("zmqservice.concurrency")
 _ids = itertools.count()
@@ -41,12 +41,31 @@ def _readable(sock: zmq.Socket[bytes]) -> bool:
     return bool(cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
 
 
-def split(parts: list[bytes], label: str) -> tuple[list[bytes], bytes | None, bytes | None]:
+HEAD_FRAMES = 32
+"""Frames of one ROUTER message kept: the routing frames, the delimiter and the request.
+The frames after these are dropped as they are read (`discard_rest`), never listed."""
+
+
+def head(router: zmq.Socket[bytes]) -> tuple[list[bytes], int]:
+    """Read the message in hand: its first `HEAD_FRAMES` frames, and how many more it had."""
+    recv, option, rcvmore = router.recv, router.getsockopt, zmq.RCVMORE
+    parts = [recv(zmq.NOBLOCK)]
+    while option(rcvmore):
+        if len(parts) == HEAD_FRAMES:
+            return parts, discard_rest(router)
+        parts.append(recv())
+    return parts, 0
+
+
+def split(
+    parts: list[bytes], label: str, dropped: int = 0
+) -> tuple[list[bytes], bytes | None, bytes | None]:
     """Split a ROUTER message into (envelope, request frame, error reply).
 
     The envelope is every routing frame up to and including the first empty delimiter
     (several when the request came through a proxy), as REP keeps it. A message without a
     delimiter, or with more than one frame after it, gets an error reply instead.
+    `dropped` counts frames of the message that `head` read past and did not keep.
     """
     try:
         at = parts.index(b"", 1)
@@ -55,8 +74,8 @@ def split(parts: list[bytes], label: str) -> tuple[list[bytes], bytes | None, by
         LOG.warning("%s", message)
         return [parts[0], b""], None, codec.encode_error("DecodeError", message, "")
     envelope, body = parts[: at + 1], parts[at + 1 :]
-    if len(body) != 1:
-        return envelope, None, multipart_error(label, len(body))
+    if len(body) + dropped != 1:
+        return envelope, None, multipart_error(label, len(body) + dropped)
     return envelope, body[0], None
 
 
@@ -106,8 +125,8 @@ class ConcurrentReplyer:
         """Read requests from the ROUTER while it has some and a worker is free."""
         router = self.router
         while not self.full and _readable(router):
-            parts = router.recv_multipart(zmq.NOBLOCK)
-            envelope, frame, error = split(parts, self.label)
+            parts, dropped = head(router)
+            envelope, frame, error = split(parts, self.label, dropped)
             if frame is None:
                 router.send_multipart([*envelope, error or b""])
                 continue

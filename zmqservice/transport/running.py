@@ -30,6 +30,7 @@ import zmq
 from ..connection import message_limit
 from ..dispatch import Dispatcher
 from .curve import start_authenticator, stop_authenticator
+from .recover import unwatch
 from .requesters import SocketOutbound
 from .sockets import GRACE_S, last_endpoint, open_inbound
 
@@ -257,6 +258,7 @@ class RunningApp:
             )
             terminator = terminator or self._terminate()
         for sock in self.sockets:
+            unwatch(sock)  # its monitor socket first: it would hold the context open
             sock.close()
         self.sockets.clear()
         self.outbound.close(keep=stuck)

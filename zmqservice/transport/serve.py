@@ -21,7 +21,8 @@ import zmq
 
 from ..replies import multipart_error
 from .pool import ConcurrentReplyer, drain
-from .sockets import WAKE_MS
+from .recover import watched
+from .sockets import WAKE_MS, discard_rest
 
 if TYPE_CHECKING:
     import zmq.asyncio
@@ -71,24 +72,30 @@ def entries(
 
 
 def refuse_multipart(sock: zmq.Socket[bytes], label: str) -> bytes:
-    """A request is one frame: read the rest of a multipart one; the error reply to send."""
-    parts = 1
-    while sock.getsockopt(zmq.RCVMORE):
-        sock.recv()
-        parts += 1
-    return multipart_error(label, parts)
+    """A request is one frame: drop the rest of a multipart one; the error reply to send."""
+    return multipart_error(label, 1 + discard_rest(sock))
+
+
+def _nothing() -> None:
+    pass
 
 
 def serve_one(sock: zmq.Socket[bytes], entry: Entry, stopping: threading.Event) -> None:
-    """One in-connection: a blocking recv bounded by RCVTIMEO needs no poller at all."""
+    """One in-connection: a blocking recv bounded by RCVTIMEO needs no poller at all.
+
+    A socket that connects is checked (`recover`) whenever a wait for a message times out.
+    """
     replies, handle, label = entry
     sock.setsockopt(zmq.RCVTIMEO, WAKE_MS)
     stopped, recv, send, again = stopping.is_set, sock.recv, sock.send, zmq.Again
     more, rcvmore = sock.getsockopt, zmq.RCVMORE
+    watch = watched(sock)
+    idle = _nothing if watch is None else watch.check
     while not stopped():
         try:
             frame = recv()
         except again:
+            idle()
             continue
         if replies:
             # A request is one frame; a multipart one never reaches the handler.
@@ -105,12 +112,13 @@ def serve_polled(
 ) -> None:
     """Serve plain sockets and concurrent replyers from one poller until `stopping`.
 
-    Each ready plain socket is drained (up to `DRAIN_LIMIT` messages) per round. Once
-    stopped, requests in flight in `pools` get their bounded drain; the caller closes the
-    sockets.
+    Each ready plain socket is drained (up to `DRAIN_LIMIT` messages) per round; sockets
+    that connect are checked (`recover`) once per round. Once stopped, requests in flight
+    in `pools` get their bounded drain; the caller closes the sockets.
     """
     by_router = {r.router: r for r in pools}
     by_pull = {r.pull: r for r in pools}
+    watches = [w for s in [*plain, *by_router] if (w := watched(s)) is not None]
     poller = zmq.Poller()
     for sock in [*plain, *by_router, *by_pull]:
         poller.register(sock, zmq.POLLIN)
@@ -127,6 +135,8 @@ def serve_polled(
             replyer.take()
             # Back-pressure: a full replyer's ROUTER leaves the poller until a slot frees.
             poller.register(replyer.router, 0 if replyer.full else zmq.POLLIN)
+        for watch in watches:
+            watch.check()
         if min_wait and not stopped():
             time.sleep(min_wait)
     drain(pools)
@@ -158,19 +168,29 @@ async def serve_async(
     dispatcher: Dispatcher,
     stopping: threading.Event,
 ) -> None:
-    """One in-connection on asyncio: poll (bounded, so a stop is seen), take one, handle it."""
+    """One in-connection on asyncio: poll (bounded, so a stop is seen), take one, handle it.
+
+    A socket that connects is checked (`recover`) whenever a poll times out.
+    """
     stopped = stopping.is_set
+    watch = watched(sock)
+    idle = _nothing if watch is None else watch.check
     if conn.kind == "replyer":
         reply, label = dispatcher.replier_async(conn), conn.label
+        plain: zmq.Socket[bytes] = zmq.Socket.shadow(sock.underlying)  # to drop frames
         while not stopped():
             if await sock.poll(WAKE_MS):
-                parts = await sock.recv_multipart()
-                if len(parts) > 1:
-                    await sock.send(multipart_error(label, len(parts)))
+                frame = await sock.recv()
+                if sock.getsockopt(zmq.RCVMORE):
+                    await sock.send(refuse_multipart(plain, label))
                 else:
-                    await sock.send(await reply(parts[0]))
+                    await sock.send(await reply(frame))
+            else:
+                idle()
     else:
         receive = dispatcher.receiver_async(conn)
         while not stopped():
             if await sock.poll(WAKE_MS):
                 await receive(await sock.recv())
+            else:
+                idle()

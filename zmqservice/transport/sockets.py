@@ -18,7 +18,7 @@ import zmq
 from .. import codec
 from ..connection import hard_limit
 from ..errors import ConfigError
-from . import curve
+from . import curve, recover
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -27,10 +27,12 @@ if TYPE_CHECKING:
 __all__ = [
     "CLOSE_LINGER_MS",
     "GRACE_S",
+    "REPLYER_RCVHWM",
     "WAKE_MS",
     "AddressUnavailable",
     "bind",
     "bind_error",
+    "discard_rest",
     "last_endpoint",
     "open_inbound",
     "open_publisher",
@@ -46,6 +48,10 @@ the end of the call at the latest."""
 GRACE_S = 5.0
 """How long a stop waits for the messages in hand (a handler running, requests in flight in
 a concurrent replyer, main mode's serving thread) before it gives up on them."""
+
+REPLYER_RCVHWM = 4
+"""Requests a replyer's socket queues per peer connection (at least its ``concurrency``);
+libzmq's default of 1,000 let one pipelining peer park 1,000 x the hard limit in memory."""
 
 S = TypeVar("S", bound="zmq.Socket[Any]")
 
@@ -119,6 +125,20 @@ def _probe_ipc(path: str) -> None:
     raise zmq.ZMQError(errno.EADDRINUSE, "Address already in use")
 
 
+def discard_rest(sock: zmq.Socket[Any]) -> int:
+    """Read and drop the rest of the message in hand (a sync socket); return its frame count.
+
+    It never waits: libzmq hands a message over once all its frames are in. Reading them as
+    frames without copying costs ~1 µs each (1,000,000 frames: ~1 s; as a list of bytes,
+    ~4 s).
+    """
+    count, more, recv = 0, True, sock.recv
+    while more:
+        more = recv(copy=False).more
+        count += 1
+    return count
+
+
 def _attach(sock: S, conn: Connection, endpoint: Endpoint) -> S:
     try:
         curve.configure(sock, endpoint)  # CURVE options must precede bind/connect
@@ -144,16 +164,29 @@ def open_inbound(
     A replyer with ``concurrency`` > 1 gets a ROUTER socket instead (see `pool`). With
     `max_message_size`, libzmq drops the connection of a peer that sends a message
     `HARD_LIMIT_FACTOR` times bigger (``ZMQ_MAXMSGSIZE``) before it is read into memory.
+    A replyer queues `REPLYER_RCVHWM` requests per peer (a subscriber its ``hwm``): what one
+    connection can make it hold is about (that + 2) x the hard limit, plus kernel buffers.
+    A socket that connects is watched (`recover.watch`): `recover.unwatch` it before closing.
     """
     if conn.kind == "replyer":
         sock = context.socket(zmq.REP if conn.concurrency == 1 else zmq.ROUTER)
+        # Requests queued per peer connection (a REQ peer has one in flight; a pipelining
+        # peer waits in TCP beyond this): each may hold up to the hard limit in memory.
+        sock.setsockopt(zmq.RCVHWM, max(REPLYER_RCVHWM, conn.concurrency))
     else:
         sock = context.socket(zmq.SUB)
         sock.setsockopt(zmq.RCVHWM, conn.hwm)
         sock.setsockopt(zmq.SUBSCRIBE, codec.topic_prefix(conn.topic))
     sock.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
     sock.setsockopt(zmq.MAXMSGSIZE, hard_limit(max_message_size))
-    return _attach(sock, conn, endpoint)
+    if endpoint.bind:
+        return _attach(sock, conn, endpoint)
+    recover.watch(sock, endpoint.url, conn.label)  # libzmq never retries after a protocol error
+    try:
+        return _attach(sock, conn, endpoint)
+    except ConfigError:
+        recover.unwatch(sock)
+        raise
 
 
 def open_requester(context: zmq.Context[S], conn: Connection, endpoint: Endpoint) -> S:
