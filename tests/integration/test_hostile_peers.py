@@ -382,7 +382,7 @@ WORKERS = """
 """
 
 
-def test_workers_reconnect_to_their_proxy_after_oversized_requests(
+def test_workers_keep_answering_after_oversized_requests(
     spawn: Spawner, write: Write, zsock: Sock, ipc: Ipc
 ) -> None:
     endpoint = ipc("workers")
@@ -390,7 +390,9 @@ def test_workers_reconnect_to_their_proxy_after_oversized_requests(
     write("addresses.json", {"in": {"pid": {"replyer": endpoint}}})
     child = spawn.start("run", "svc.py", "-a", "addresses.json", "--workers", "2", "-cl", "WARNING")
     assert isinstance(child.request(endpoint, {"n": 0})["return_args"], int)
-    for _ in range(4):  # the proxy deals them out: each worker's connection gets some
+    # The parent's load balancer refuses them at its own socket (as a replyer's does), so
+    # no worker's connecting socket ever sees one; whichever way, both must keep answering.
+    for _ in range(4):
         sock = zsock(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(endpoint)
@@ -404,4 +406,3 @@ def test_workers_reconnect_to_their_proxy_after_oversized_requests(
         return len(pids) == 2
 
     assert wait_for(both_answer), child.stderr()
-    assert child.stderr().count("connected again") >= 2, child.stderr()
