@@ -361,7 +361,7 @@ class FakeRun:
         self.sent: list[tuple[str, Any, dict[str, Any]]] = []
         self.stopped = 0
         self.stats = {"prices": "counters"}
-        self.endpoints = {"events": "tcp://127.0.0.1:5555"}
+        self.endpoints = {"events": "tcp://192.0.2.1:5555"}
 
     def send(self, name: str, args: Any, **options: Any) -> Any:
         self.sent.append((name, args, options))
@@ -378,7 +378,7 @@ def test_an_attached_run_serves_send_stats_endpoints_and_stop() -> None:
     assert app.send("events", {"n": 1}, timeout=2.0) == "reply"
     assert run.sent == [("events", {"n": 1}, {"timeout": 2.0})]
     assert app.stats == {"prices": "counters"}
-    assert app.endpoints == {"events": "tcp://127.0.0.1:5555"}
+    assert app.endpoints == {"events": "tcp://192.0.2.1:5555"}
     app.stop()
     assert run.stopped == 1
 

@@ -537,7 +537,7 @@ def test_a_client_does_not_take_app_send_from_a_run_attached_elsewhere() -> None
         def __init__(self) -> None:
             self.sends: list[Any] = []
             self.stats: dict[str, Any] = {}
-            self.endpoints = {"fills": "tcp://127.0.0.1:5"}
+            self.endpoints = {"fills": "tcp://192.0.2.1:5"}
 
         def send(self, name: str, args: Any, **options: Any) -> Any:
             self.sends.append(args)
@@ -557,7 +557,7 @@ def test_a_client_does_not_take_app_send_from_a_run_attached_elsewhere() -> None
         client = app.test_client()
         assert client.request("relay", 1) == {}
         app.send("fills", "real")
-        assert app.endpoints == {"fills": "tcp://127.0.0.1:5"}
+        assert app.endpoints == {"fills": "tcp://192.0.2.1:5"}
     finally:
         app.detach(run)
     assert client.sent["fills"] == ["client 1"] and run.sends == ["real"]

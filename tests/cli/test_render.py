@@ -16,7 +16,7 @@ def row(name: str) -> dict[str, str]:
     return {
         "name": name,
         "kind": "replyer",
-        "address": "tcp://127.0.0.1:5001",
+        "address": "tcp://192.0.2.1:5001",
         "topic": "",
         "args": "{order_id: str, reason: str, requested_by: str}",
         "returns": "{order_id: str, ok: bool}",

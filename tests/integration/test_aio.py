@@ -238,7 +238,7 @@ import sys
 from zmqservice import App
 
 app = App("plain")
-app.requester("ask", address="tcp://127.0.0.1:9", timeout=0.01)
+app.requester("ask", address="tcp://192.0.2.1:9", timeout=0.01)
 
 @app.replyer("echo", address="tcp://127.0.0.1:0")
 def echo(args):

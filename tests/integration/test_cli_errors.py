@@ -113,7 +113,7 @@ def test_an_endpoint_libzmq_refuses_is_one_line_and_exit_2(spawn: Spawner, comma
 def test_a_timeout_that_is_not_a_finite_number_is_a_usage_error(
     spawn: Spawner, command: str, value: str
 ) -> None:
-    child = spawn.run(*peer_command(command, "tcp://127.0.0.1:1"), "--timeout", value)
+    child = spawn.run(*peer_command(command, "tcp://192.0.2.1:1"), "--timeout", value)
 
     usage_error(child, "--timeout")
 
@@ -130,7 +130,7 @@ def test_a_timeout_that_is_not_a_finite_number_is_a_usage_error(
 def test_args_that_cannot_be_sent_are_one_line_and_exit_2(
     spawn: Spawner, command: str, args_json: str, words: list[str]
 ) -> None:
-    argv = peer_command(command, "tcp://127.0.0.1:1")
+    argv = peer_command(command, "tcp://192.0.2.1:1")
     argv[argv.index("{}")] = args_json
 
     child = spawn.run(*argv)

@@ -333,8 +333,8 @@ def test_call_timeout_exits_1(spawn: Spawner, zsock: Callable[[int], zmq.Socket[
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["127.0.0.1:1", "add", '{"a": '], "Error: ARGS_JSON is not valid JSON: "),
-        (["127.0.0.1:1", "add", '{"x": {"__uuid__": true, "as_str": "no"}}'], "Error: ARGS_JSON"),
+        (["192.0.2.1:1", "add", '{"a": '], "Error: ARGS_JSON is not valid JSON: "),
+        (["192.0.2.1:1", "add", '{"x": {"__uuid__": true, "as_str": "no"}}'], "Error: ARGS_JSON"),
         (["nonsense", "add", "{}"], "Error: ENDPOINT: 'nonsense' is not 'host:port'"),
     ],
 )
@@ -622,7 +622,7 @@ RUN_SERVICE = """
 
 RUN_ADDRESSES = {
     "in": {"add": {"replyer": LOCAL}, "ticks": {"subscriber": LOCAL}},
-    "out": {"fills": {"publisher": LOCAL}, "exchange": {"requester": "tcp://127.0.0.1:9"}},
+    "out": {"fills": {"publisher": LOCAL}, "exchange": {"requester": "tcp://192.0.2.1:9"}},
 }
 STARTUP = re.compile(r"INFO +runsvc: (\w+) (\w+) on (\S+) \(([^)]*)\)")
 
@@ -652,7 +652,7 @@ def test_run_logs_one_line_per_connection(spawn: Spawner, write: Write) -> None:
     assert re.search(
         r"publisher fills on tcp://127\.0\.0\.1:\d+ \(bound, topic 'fills'\)", lines["fills"]
     )
-    assert lines["exchange"].endswith("requester exchange on tcp://127.0.0.1:9 (connects)")
+    assert lines["exchange"].endswith("requester exchange on tcp://192.0.2.1:9 (connects)")
     assert not any(url.endswith(":0") for url in endpoints.values())  # the actual ports
     # The summary's endpoint is the one to call.
     call = run_tool(spawn, "call", endpoints["add"], "add", '{"a": 1, "b": 2}')
@@ -707,7 +707,7 @@ def test_run_shows_a_panel_on_a_terminal(spawn: Spawner, write: Write, tmp_path:
         plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
         assert "╭─ runsvc zmqservice" in plain, text
         assert re.search(r"│ replyer +add +tcp://127\.0\.0\.1:\d+ \(bound\) +│", plain), plain
-        assert re.search(r"│ requester +exchange +tcp://127\.0\.0\.1:9 \(connects\) +│", plain)
+        assert re.search(r"│ requester +exchange +tcp://192\.0\.2\.1:9 \(connects\) +│", plain)
         assert "INFO" not in plain  # the panel replaces the log lines
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -12,7 +12,7 @@ import pytest
 from zmqservice import App, ConfigError
 from zmqservice.transport.workers import run_workers, target_of
 
-ADDR = "tcp://127.0.0.1:1"
+ADDR = "tcp://192.0.2.1:1"
 
 
 def replyer_app() -> App:
