@@ -7,9 +7,8 @@ function, as Flask's `app.run` imports werkzeug late.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .connection import DEFAULT_MAX_MESSAGE_SIZE, check_size
@@ -152,8 +151,7 @@ class App(Scaffold):
             self._run = None
         self._ready.clear()
 
-    @contextmanager
-    def attached(self, run: RunState) -> Iterator[None]:
+    def attached(self, run: RunState) -> _Attached:
         """Serve the views from `run` in this context only, until the block ends.
 
         "This context" is the current thread and the asyncio tasks and ``to_thread`` calls
@@ -161,11 +159,7 @@ class App(Scaffold):
         every other thread. Blocks nest; the innermost wins. The test client wraps the code
         it runs in one.
         """
-        token = _LOCAL_RUNS.set((*_LOCAL_RUNS.get(), (self, run)))
-        try:
-            yield
-        finally:
-            _LOCAL_RUNS.reset(token)
+        return _Attached(self, run)
 
     def _current(self) -> RunState | None:
         for app, run in reversed(_LOCAL_RUNS.get()):
@@ -279,3 +273,22 @@ def _make_config_model(config: ModelSpec, name: str) -> Model:
             )
         return make_model(config.get("required", {}), config.get("optional", {}), f"{name}_config")
     return make_model(config, None, f"{name}_config")
+
+
+class _Attached:
+    """`App.attached`'s block: a plain class, ~4x cheaper than a generator context manager
+    (the test client enters one per call)."""
+
+    __slots__ = ("_entry", "_token")
+
+    def __init__(self, app: App, run: RunState) -> None:
+        self._entry = (app, run)
+        self._token: Token[tuple[tuple[App, RunState], ...]] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _LOCAL_RUNS.set((*_LOCAL_RUNS.get(), self._entry))
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _LOCAL_RUNS.reset(self._token)
+            self._token = None
