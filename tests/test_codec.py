@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from zmqservice import DecodeError, codec
+from zmqservice import DecodeError, codec, peek
 from zmqservice.log import PEER_TEXT_LIMIT
 
 ID = UUID("12345678-1234-5678-1234-567812345678")
@@ -345,7 +345,7 @@ def test_decoding_any_bytes_as_an_envelope_raises_only_decode_error(frame: bytes
 )
 def test_is_reply_to_refuses_a_reply_that_only_ends_with_the_callers_id(reply: bytes) -> None:
     assert reply.endswith(packb("workflow_id") + packb("X_1")) or b"X_1" in reply
-    assert codec.is_reply_to(reply, "X_1") is False
+    assert peek.is_reply_to(reply, "X_1") is False
 
 
 @pytest.mark.parametrize(
@@ -361,7 +361,7 @@ def test_is_reply_to_takes_a_broken_reply_so_the_caller_sees_the_decode_error(
 ) -> None:
     with pytest.raises(DecodeError):
         codec.decode_reply(reply)
-    assert codec.is_reply_to(reply, "X_1") is True
+    assert peek.is_reply_to(reply, "X_1") is True
 
 
 ids = st.sampled_from(["X_1", "X_2", "X_11", "", "X"]) | st.just(ID) | st.none()
@@ -383,13 +383,13 @@ def test_is_reply_to_agrees_with_the_decoded_envelope(envelope: dict[str, Any]) 
     expected = echoed is None or echoed == "" or str(echoed) == "X_1"
     if not isinstance(echoed, (str, UUID, type(None))):
         expected = False
-    assert codec.is_reply_to(frame, "X_1") is expected
+    assert peek.is_reply_to(frame, "X_1") is expected
 
 
 @PROPERTY
 @given(st.binary())
 def test_is_reply_to_takes_any_bytes(frame: bytes) -> None:
-    assert codec.is_reply_to(frame, "X_1") in (True, False)
+    assert peek.is_reply_to(frame, "X_1") in (True, False)
 
 
 def test_an_error_reply_is_escaped_and_bounded_both_ways() -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from zmqservice import App, codec
+from zmqservice import App, codec, peek
 from zmqservice.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, hard_limit, message_limit
 from zmqservice.dispatch import Dispatcher
 from zmqservice.sending import DEFAULT, call_target
@@ -197,13 +197,13 @@ def test_a_handler_passes_per_call_options_through_its_to_send() -> None:
     ],
 )
 def test_is_reply_to(reply: bytes, taken: bool) -> None:
-    assert codec.is_reply_to(reply, "X_1") is taken
+    assert peek.is_reply_to(reply, "X_1") is taken
 
 
 def test_is_reply_to_matches_a_uuid_marker_echo() -> None:
     uuid = "5a0e3c52-3a8e-4f7a-9d0f-6f1f4e3c2b1a"
     reply = packb({"return_args": 5, "workflow_id": {"__uuid__": True, "as_str": uuid}})
-    assert codec.is_reply_to(reply, uuid)
+    assert peek.is_reply_to(reply, uuid)
 
 
 # -- size limits ----------------------------------------------------------------------------

@@ -33,7 +33,6 @@ __all__ = [
     "encode_published",
     "encode_reply",
     "encode_request",
-    "is_reply_to",
     "split_published",
     "split_topic",
     "topic_label",
@@ -119,6 +118,11 @@ def _workflow_id(envelope: dict[Any, Any]) -> str:
 def encode_request(args: Any, workflow_id: str) -> bytes:
     """Pack a request (and pub/sub) envelope."""
     return encode({"args": args, "workflow_id": workflow_id})
+
+
+def encode_request_with(args: Any, workflow_id: str, headers: dict[str, Any]) -> bytes:
+    """`encode_request` with optional envelope keys (`headers`; ``trace``, say) added."""
+    return encode({**headers, "args": args, "workflow_id": workflow_id})
 
 
 DESCRIBE_KEY = "_describe"
@@ -222,6 +226,13 @@ def encode_published(args: Any, workflow_id: str, pub: str, seq: int) -> bytes:
     return encode({"args": args, "workflow_id": workflow_id, "seq": seq, "pub": pub})
 
 
+def encode_published_with(
+    args: Any, workflow_id: str, pub: str, seq: int, headers: dict[str, Any]
+) -> bytes:
+    """`encode_published` with optional envelope keys (`headers`) added."""
+    return encode({**headers, "args": args, "workflow_id": workflow_id, "seq": seq, "pub": pub})
+
+
 def split_topic(frame: bytes) -> tuple[str, Any]:
     """Decode a pub/sub frame whose topic is not known: ``(topic or "", envelope)``.
 
@@ -294,65 +305,3 @@ def decode_published(frame: bytes, prefix: bytes) -> tuple[Any, str]:
     """Unpack a pub/sub frame into `(args, workflow_id)`; see `decode_publication`."""
     args, workflow_id, _, _ = decode_publication(frame, prefix)
     return args, workflow_id
-
-
-def is_reply_to(frame: bytes, workflow_id: str) -> bool:
-    """Whether a reply frame answers the request sent with `workflow_id`.
-
-    True when the reply echoes that id; also when it carries none or an empty one (a peer
-    that does not echo ids, or an error reply to a request the peer could not read, such as
-    one over its size limit) and when it is not one msgpack map at all, so the caller gets
-    the `DecodeError`. False only for a reply whose top-level ``workflow_id`` names another
-    request: a stale or misrouted one, which a requester discards. Ids nested deeper (in
-    ``return_args``, say) are not looked at.
-    """
-    try:
-        echoed = _top_level_workflow_id(frame)
-        if type(echoed) is dict:
-            echoed = marker_hook(echoed)
-    except (
-        ValueError,
-        TypeError,
-        KeyError,
-        InvalidOperation,
-        RecursionError,
-        msgpack.UnpackException,
-    ):
-        return True
-    if echoed is None or echoed == "":
-        return True
-    return (str(echoed) if isinstance(echoed, UUID) else echoed) == workflow_id
-
-
-_SCAN_REUSE_MAX = 64 * 1024
-"""Frames up to this size are scanned by one `msgpack.Unpacker` per thread (making one
-costs more than the scan of a small reply); its buffer never grows past this."""
-
-
-def _top_level_workflow_id(frame: bytes) -> Any:
-    """The raw ``workflow_id`` of a one-map frame (None when absent); the last one wins, as
-    in a decoded dict. The other values are skipped unbuilt: a scan, not a decode.
-
-    Raises:
-        ValueError, msgpack.UnpackException: the frame is not exactly one msgpack map.
-    """
-    size = len(frame)
-    unpacker = None
-    if size <= _SCAN_REUSE_MAX:
-        # Taken while in use: a signal handler that makes a request here gets its own.
-        unpacker, _local.unpacker = getattr(_local, "unpacker", None), None
-    if unpacker is None:
-        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(size, _SCAN_REUSE_MAX))
-    start = unpacker.tell()
-    unpacker.feed(frame)
-    echoed = None
-    for _ in range(unpacker.read_map_header()):
-        if unpacker.unpack() == "workflow_id":
-            echoed = unpacker.unpack()
-        else:
-            unpacker.skip()
-    if unpacker.tell() - start != size:
-        raise ValueError("bytes after the envelope")
-    if size <= _SCAN_REUSE_MAX:
-        _local.unpacker = unpacker  # read to its end: clean for the next frame
-    return echoed

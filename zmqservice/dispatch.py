@@ -10,17 +10,13 @@ once, so the per-message path only decodes, validates, calls and encodes.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import secrets
 import sys
-import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import codec, dispatch_async
 from .connection import message_limit
-from .errors import ConfigError
 from .inbound import (
     ReplySteps,
     SubscriberSteps,
@@ -31,7 +27,9 @@ from .inbound import (
 )
 from .invoke import handler_call, hook_invoker
 from .log import WORKFLOW_ID
+from .middleware import GLOBAL, Middleware, around_inbound, around_inbound_async
 from .replies import exception_text
+from .senders import Requester, Sender, make_sender
 from .sending import (
     DEFAULT,
     AsyncOutbound,
@@ -40,7 +38,6 @@ from .sending import (
     ToSend,
     awaited,
     new_workflow_id,
-    raise_for_error,
     request_options,
 )
 from .stats import SubscriberStats
@@ -61,6 +58,8 @@ class Dispatcher:
         app: the service.
         config: the validated config handlers receive.
         outbound: where requester and publisher frames go.
+        async_outbound: where awaited requests go (default: `outbound`, blocking).
+        middlewares: the runtime's own, run after the app's (`App.middleware`).
     """
 
     def __init__(
@@ -70,12 +69,15 @@ class Dispatcher:
         outbound: Outbound,
         *,
         async_outbound: AsyncOutbound | None = None,
+        middlewares: Sequence[Middleware] = (),
     ) -> None:
         self.app = app
         self.config = config
         self.outbound = outbound
-        self._senders: dict[str, Callable[[Any, str], Any]] = {}
-        self._requesters: dict[str, Callable[[Any, str, float | None, int], Any]] = {}
+        self.middlewares: tuple[Middleware, ...] = (*app.middlewares, *middlewares, *GLOBAL)
+        """The app's middlewares, then the runtime's (metrics), then the global ones."""
+        self._senders: dict[str, Sender] = {}
+        self._requesters: dict[str, Requester] = {}
         self._description: Any = None
         self.stats: dict[str, SubscriberStats] = {}
         """Subscriber name -> its counters (messages received, missed ...)."""
@@ -84,10 +86,14 @@ class Dispatcher:
         self._root: ToSend | None = None
         self.async_outbound: AsyncOutbound = async_outbound or awaited(outbound)
         """Where `await to_send(...)` requests go: the asyncio runtime's, or `outbound`."""
-        self._request_codecs: dict[str, tuple[Callable[..., bytes], Callable[[bytes], Any]]] = {}
         for conn in app.connections.values():
             if conn.side == "out":
-                self._senders[conn.name] = self._make_sender(conn)
+                send, requester, pub = make_sender(conn, outbound, self.middlewares)
+                self._senders[conn.name] = send
+                if requester is not None:
+                    self._requesters[conn.name] = requester
+                if pub is not None:
+                    self.publisher_ids[conn.name] = pub
 
     @property
     def senders(self) -> Mapping[str, Callable[[Any, str], Any]]:
@@ -120,7 +126,7 @@ class Dispatcher:
             finally:
                 reset(token)
 
-        return timed(reply, conn.label, workflow_of)
+        return timed(around_inbound(reply, conn, self.middlewares), conn.label, workflow_of)
 
     def receiver(self, conn: Connection) -> Callable[[bytes], Exception | None]:
         """Build the frame -> handler function for a subscriber; returns the error, if any."""
@@ -145,7 +151,7 @@ class Dispatcher:
                 reset(token)
             return None
 
-        return timed(receive, conn.label, workflow_of)
+        return timed(around_inbound(receive, conn, self.middlewares), conn.label, workflow_of)
 
     # -- inbound: the async driver (`dispatch_async`), the same but for `await` -------------
 
@@ -158,6 +164,7 @@ class Dispatcher:
         assert conn.handler is not None
         steps = self._reply_steps(conn)
         reply = dispatch_async.replier(steps, dispatch_async.runner(self, conn.handler))
+        reply = around_inbound_async(reply, conn, self.middlewares)
         return timed_async(reply, conn.label, steps.workflow_of)
 
     def receiver_async(self, conn: Connection) -> Callable[[bytes], Awaitable[Exception | None]]:
@@ -165,6 +172,7 @@ class Dispatcher:
         assert conn.handler is not None
         steps = self._subscriber_steps(conn)
         receive = dispatch_async.receiver(steps, dispatch_async.runner(self, conn.handler))
+        receive = around_inbound_async(receive, conn, self.middlewares)
         return timed_async(receive, conn.label, steps.workflow_of)
 
     def _reply_steps(self, conn: Connection) -> ReplySteps:
@@ -221,7 +229,7 @@ class Dispatcher:
         if timeout is DEFAULT and retries is DEFAULT:
             return sender(args, workflow_id)
         timeout, retries = request_options(self.app.connections[name], timeout, retries)
-        return self._requesters[name](args, workflow_id, timeout, retries)
+        return self._requesters[name].request_with(args, workflow_id, timeout, retries)
 
     async def send_async(
         self,
@@ -236,107 +244,11 @@ class Dispatcher:
 
         Publishers and external targets are called as `send` calls them.
         """
-        codecs = self._request_codecs.get(name)
-        if codecs is None:
+        requester = self._requesters.get(name)
+        if requester is None:
             return self.send(name, args, workflow_id, timeout=timeout, retries=retries)
-        conn = self.app.connections[name]
-        options = request_options(conn, timeout, retries)
-        encode, decode = codecs
-        frame = encode(args, workflow_id)
-        return decode(await self.async_outbound.request(conn, frame, workflow_id, *options))
-
-    def _make_sender(self, conn: Connection) -> Callable[[Any, str], Any]:
-        dump, where = conn.args.dump, f"{conn.label} args"
-        outbound = self.outbound
-        if conn.kind == "requester":
-            assert conn.returns is not None
-            returns = conn.returns
-            check_reply = None if returns.is_any else returns.load
-            where_reply = f"{conn.label} reply"
-
-            default_timeout, default_retries = conn.timeout, conn.retries
-
-            def encode(args: Any, workflow_id: str) -> bytes:
-                return codec.encode_request(dump(args, where), workflow_id)
-
-            def decode(reply: bytes) -> Any:
-                return_args, error = codec.decode_reply(reply)
-                if error is not None:
-                    raise_for_error(error)
-                if check_reply is not None:
-                    check_reply(return_args, where_reply)  # a peer may not validate its reply
-                return return_args
-
-            def request_with(
-                args: Any, workflow_id: str, timeout: float | None, retries: int
-            ) -> Any:
-                frame = encode(args, workflow_id)
-                return decode(outbound.request(conn, frame, workflow_id, timeout, retries))
-
-            self._request_codecs[conn.name] = (encode, decode)
-
-            def request(args: Any, workflow_id: str) -> Any:  # request_with, inlined: hot
-                frame = codec.encode_request(dump(args, where), workflow_id)
-                reply = outbound.request(conn, frame, workflow_id, default_timeout, default_retries)
-                return_args, error = codec.decode_reply(reply)
-                if error is not None:
-                    raise_for_error(error)
-                if check_reply is not None:
-                    check_reply(return_args, where_reply)
-                return return_args
-
-            self._requesters[conn.name] = request_with
-            return request
-        if conn.kind == "publisher":
-            prefix = codec.topic_prefix(conn.topic)
-            encode_published = codec.encode_published
-            pub, numbers = secrets.token_hex(6), itertools.count(1)
-            self.publisher_ids[conn.name] = pub
-            # Numbered and sent under one lock, so the numbers go out in order even when
-            # several threads publish; it is also what keeps the PUB socket to one thread at
-            # a time. acquire/release: half the cost of `with` on this path.
-            acquire, release = (lock := threading.Lock()).acquire, lock.release
-
-            fast_dump = conn.args.fast_dump
-
-            def publish(args: Any, workflow_id: str) -> None:
-                try:
-                    plain = fast_dump(args)
-                except Exception:  # not valid: the explaining path says why
-                    plain = dump(args, where)
-                acquire()
-                try:
-                    frame = encode_published(plain, workflow_id, pub, next(numbers))
-                    outbound.publish(conn, prefix + frame)
-                finally:
-                    release()
-
-            return publish
-        return self._make_external(conn)
-
-    def _make_external(self, conn: Connection) -> Callable[[Any, str], Any]:
-        from .imports import import_string
-
-        assert conn.returns is not None
-        target = conn.target
-        if isinstance(target, str):
-            try:
-                target = import_string(target)
-            except Exception as exc:
-                raise ConfigError(f"{conn.label}: cannot import target {target!r}: {exc}") from None
-        if not callable(target):
-            raise ConfigError(f"{conn.label}: target {target!r} is not callable")
-        func = target
-        dump_args, dump_return = conn.args.dump, conn.returns.dump
-        where_args, where_return = f"{conn.label} args", f"{conn.label} return value"
-
-        outbound = self.outbound
-
-        def call_external(args: Any, workflow_id: str) -> Any:
-            result = outbound.call(conn, func, dump_args(args, where_args))
-            return codec.decode(codec.encode(dump_return(result, where_return)))
-
-        return call_external
+        options = request_options(self.app.connections[name], timeout, retries)
+        return await requester.request_async(self.async_outbound, args, workflow_id, *options)
 
     # -- hooks ------------------------------------------------------------------------------
 

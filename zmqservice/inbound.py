@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from . import codec
 from .errors import DecodeError, ValidationError
 from .log import WORKFLOW_ID, peer_text
-from .replies import handler_failed, invalid_args, refused, rejected, too_large, unencodable
+from .replies import (
+    TooLarge,
+    handler_failed,
+    invalid_args,
+    refused,
+    rejected,
+    too_large,
+    unencodable,
+)
 from .sending import new_workflow_id
 
 if TYPE_CHECKING:
@@ -52,6 +60,7 @@ NO_SEQ = -(1 << 64)
 
 BULKY_BYTES = 64 * 1024
 """Frames over this many bytes are decoded and validated with the cyclic GC paused."""
+
 
 Accepted = tuple[Any, str, Token[str]]
 """The validated args, their workflow id, and the token that resets `WORKFLOW_ID`."""
@@ -170,7 +179,7 @@ def subscriber_steps(conn: Connection, limit: int, stats: SubscriberStats) -> Su
         stats.received += 1
         stats.dropped += 1
         LOG.warning("%s: dropped a message of %d bytes (limit %d)", label, size, limit)
-        return DecodeError(too_large(label, size, limit))
+        return TooLarge(too_large(label, size, limit))
 
     def accept(frame: bytes, paused: bool = False) -> Exception | Accepted:
         if len(frame) > bulky and not paused:  # rare: drop it, or take it with the GC paused

@@ -15,6 +15,8 @@ from .errors import DecodeError, ValidationError
 from .log import peer_text
 
 __all__ = [
+    "ErrorReply",
+    "TooLarge",
     "exception_text",
     "handler_failed",
     "invalid_args",
@@ -26,6 +28,31 @@ __all__ = [
 ]
 
 LOG = logging.getLogger("zmqservice.dispatch")
+
+
+class ErrorReply(bytes):
+    """An error reply frame that says which outcome it reports (middleware reads it).
+
+    It is the frame itself (`bytes`), sent as any reply is; only a middleware looks at
+    `outcome` (``decode_error``, ``too_large``, ``validation_error``, ``handler_error``) and
+    `error` (the error reply's type, or the handler's exception's).
+    """
+
+    outcome: str
+    error: str
+
+
+class TooLarge(DecodeError):
+    """Why a subscriber dropped a message over its size limit, unread (middleware reads it)."""
+
+
+def _error_reply(
+    outcome: str, error_type: str, message: str, workflow_id: str, error: str = ""
+) -> ErrorReply:
+    """`codec.encode_error`'s frame, marked with its outcome and error (`error_type` if none)."""
+    reply = ErrorReply(codec.encode_error(error_type, message, workflow_id))
+    reply.outcome, reply.error = outcome, error or error_type
+    return reply
 
 
 def too_large(label: str, size: int, limit: int) -> str:
@@ -40,47 +67,49 @@ def multipart_error(label: str, parts: int) -> bytes:
     """The error reply to a request of several frames (a request is one frame); logged."""
     message = f"{label}: a request is one frame, got a multipart message of {parts} frames"
     LOG.warning("%s", message)
-    return codec.encode_error("DecodeError", message, "")
+    return _error_reply("decode_error", "DecodeError", message, "")
 
 
 def refused(label: str, size: int, limit: int) -> bytes:
     """The error reply to a request over the size limit, refused unread (no workflow id)."""
     LOG.warning("%s: refused a message of %d bytes (limit %d)", label, size, limit)
-    return codec.encode_error("DecodeError", too_large(label, size, limit), "")
+    return _error_reply("too_large", "DecodeError", too_large(label, size, limit), "")
 
 
 def rejected(label: str, exc: DecodeError) -> bytes:
     """The error reply to a request that does not decode (no workflow id)."""
     LOG.warning("%s: rejected a message: %s", label, peer_text(str(exc)))
-    return codec.encode_error("DecodeError", str(exc), "")
+    return _error_reply("decode_error", "DecodeError", str(exc), "")
 
 
 def invalid_args(where_args: str, exc: Exception, workflow_id: str) -> bytes:
     """The error reply to a request whose args do not fit the model."""
     if isinstance(exc, ValidationError):
         LOG.warning("%s", peer_text(str(exc)))
-        return codec.encode_error("ValidationError", str(exc), workflow_id)
-    # e.g. RecursionError on absurdly nested args
-    LOG.warning("%s: cannot validate: %s", where_args, peer_text(exception_text(exc)))
-    message = f"{where_args}: cannot validate: {exception_text(exc)}"
-    return codec.encode_error("ValidationError", message, workflow_id)
+        message = str(exc)
+    else:  # e.g. RecursionError on absurdly nested args
+        LOG.warning("%s: cannot validate: %s", where_args, peer_text(exception_text(exc)))
+        message = f"{where_args}: cannot validate: {exception_text(exc)}"
+    return _error_reply("validation_error", "ValidationError", message, workflow_id)
 
 
 def handler_failed(label: str, exc: Exception, workflow_id: str) -> bytes:
     """The error reply when the handler raised; logs the traceback."""
     LOG.exception("%s: handler raised", label)
-    return codec.encode_error("HandlerError", exception_text(exc), workflow_id)
+    message = exception_text(exc)
+    return _error_reply("handler_error", "HandlerError", message, workflow_id, type(exc).__name__)
 
 
 def unencodable(label: str, exc: Exception, workflow_id: str) -> bytes:
     """The error reply when the handler's result does not fit `returns` or does not encode."""
     if isinstance(exc, ValidationError):
         LOG.error("%s", peer_text(str(exc)))
-        return codec.encode_error("ValidationError", str(exc), workflow_id)
-    # TypeError, ValueError, OverflowError, RecursionError
-    LOG.error("%s: cannot encode the return value: %s", label, peer_text(exception_text(exc)))
-    message = f"{label}: cannot encode the return value: {exception_text(exc)}"
-    return codec.encode_error("HandlerError", message, workflow_id)
+        error_type, message = "ValidationError", str(exc)
+    else:  # TypeError, ValueError, OverflowError, RecursionError
+        LOG.error("%s: cannot encode the return value: %s", label, peer_text(exception_text(exc)))
+        error_type = "HandlerError"
+        message = f"{label}: cannot encode the return value: {exception_text(exc)}"
+    return _error_reply("handler_error", error_type, message, workflow_id, type(exc).__name__)
 
 
 def exception_text(exc: BaseException) -> str:

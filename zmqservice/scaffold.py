@@ -11,11 +11,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from .connection import DEFAULT_HWM, Connection, check_size
+from .middleware import Middleware
 from .models import ModelSpec, make_model
 
 __all__ = ["HOOKS", "Scaffold"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M", bound="Middleware")
 HOOKS = ("main", "init", "setup_config", "setup_addresses", "on_sigint", "on_sigterm")
 
 
@@ -48,6 +50,8 @@ class Scaffold:
         self.name = name
         self.connections: dict[str, Connection] = {}
         self.hooks: dict[str, Callable[..., Any]] = {}
+        self.middlewares: list[Middleware] = []
+        """Run around every message and send, in this order (`middleware`)."""
         self._started = False
 
     def finish_setup(self) -> None:
@@ -76,6 +80,19 @@ class Scaffold:
                 f"hook {hook!r} is set twice: {_qualname(self.hooks[hook])} and {_qualname(fn)}"
             )
         self.hooks[hook] = fn
+
+    @_setupmethod
+    def middleware(self, middleware: M) -> M:
+        """Run `middleware` around every inbound message and outbound send of this app.
+
+        ``middleware(message)`` returns a context manager (a `contextlib.contextmanager`
+        generator is one); it sees a `zmqservice.middleware.Message`. Usable as a decorator;
+        the first added is the outermost. See docs/operations.md.
+        """
+        if not callable(middleware):
+            raise TypeError(f"a middleware must be callable, got {middleware!r}")
+        self.middlewares.append(middleware)
+        return middleware
 
     def replyer(
         self,

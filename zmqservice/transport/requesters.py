@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from .. import codec
+from .. import peek
 from ..errors import RequestTimeout
 from ..sending import DEFAULT, Default, call_target
 from .sockets import CLOSE_LINGER_MS, WAKE_MS, last_endpoint, open_publisher, open_requester
@@ -71,7 +71,7 @@ def left_ms(started: float, timeout_ms: int) -> int | None:
 
 def answers(reply: bytes, workflow_id: str) -> bool:
     """Whether `reply` answers the request sent with `workflow_id` ("": any reply does)."""
-    return not workflow_id or codec.is_reply_to(reply, workflow_id)
+    return not workflow_id or peek.is_reply_to(reply, workflow_id)
 
 
 def unwrap(parts: Sequence[bytes]) -> bytes | None:
