@@ -126,7 +126,11 @@ class Dispatcher:
             finally:
                 reset(token)
 
-        return timed(around_inbound(reply, conn, self.middlewares), conn.label, workflow_of)
+        return timed(
+            around_inbound(reply, conn, self.middlewares, self._limit(conn)),
+            conn.label,
+            workflow_of,
+        )
 
     def receiver(self, conn: Connection) -> Callable[[bytes], Exception | None]:
         """Build the frame -> handler function for a subscriber; returns the error, if any."""
@@ -151,7 +155,11 @@ class Dispatcher:
                 reset(token)
             return None
 
-        return timed(around_inbound(receive, conn, self.middlewares), conn.label, workflow_of)
+        return timed(
+            around_inbound(receive, conn, self.middlewares, self._limit(conn)),
+            conn.label,
+            workflow_of,
+        )
 
     # -- inbound: the async driver (`dispatch_async`), the same but for `await` -------------
 
@@ -164,7 +172,7 @@ class Dispatcher:
         assert conn.handler is not None
         steps = self._reply_steps(conn)
         reply = dispatch_async.replier(steps, dispatch_async.runner(self, conn.handler))
-        reply = around_inbound_async(reply, conn, self.middlewares)
+        reply = around_inbound_async(reply, conn, self.middlewares, self._limit(conn))
         return timed_async(reply, conn.label, steps.workflow_of)
 
     def receiver_async(self, conn: Connection) -> Callable[[bytes], Awaitable[Exception | None]]:
@@ -172,7 +180,7 @@ class Dispatcher:
         assert conn.handler is not None
         steps = self._subscriber_steps(conn)
         receive = dispatch_async.receiver(steps, dispatch_async.runner(self, conn.handler))
-        receive = around_inbound_async(receive, conn, self.middlewares)
+        receive = around_inbound_async(receive, conn, self.middlewares, self._limit(conn))
         return timed_async(receive, conn.label, steps.workflow_of)
 
     def _reply_steps(self, conn: Connection) -> ReplySteps:

@@ -22,6 +22,7 @@ decided once, when they are built (`Dispatcher`), not per message.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
@@ -193,15 +194,22 @@ def _inbound_outcome(result: Any) -> tuple[str, str | None]:
 
 
 def around_inbound(
-    handle: Callable[[bytes], T], conn: Connection, middlewares: Sequence[Middleware]
+    handle: Callable[[bytes], T],
+    conn: Connection,
+    middlewares: Sequence[Middleware],
+    limit: int = sys.maxsize,
 ) -> Callable[[bytes], T]:
-    """`handle` (a replyer's or subscriber's frame function) inside `middlewares`."""
+    """`handle` (a replyer's or subscriber's frame function) inside `middlewares`.
+
+    A frame over `limit` bytes (the connection's ``max_message_size``) is refused unread,
+    so its `Message` has no workflow id or headers either.
+    """
     if not middlewares:
         return handle
     clock = time.perf_counter
 
     def observed(frame: bytes) -> T:
-        message = Message(conn, frame=frame)
+        message = Message(conn, frame=frame if len(frame) <= limit else b"")
         entered = _enter(middlewares, message)
         start = clock()
         try:
@@ -216,7 +224,10 @@ def around_inbound(
 
 
 def around_inbound_async(
-    handle: Callable[[bytes], Awaitable[T]], conn: Connection, middlewares: Sequence[Middleware]
+    handle: Callable[[bytes], Awaitable[T]],
+    conn: Connection,
+    middlewares: Sequence[Middleware],
+    limit: int = sys.maxsize,
 ) -> Callable[[bytes], Awaitable[T]]:
     """`around_inbound` for an async frame function (the awaited handler is inside)."""
     if not middlewares:
@@ -224,7 +235,7 @@ def around_inbound_async(
     clock = time.perf_counter
 
     async def observed(frame: bytes) -> T:
-        message = Message(conn, frame=frame)
+        message = Message(conn, frame=frame if len(frame) <= limit else b"")
         entered = _enter(middlewares, message)
         start = clock()
         try:
